@@ -1,0 +1,3 @@
+from ganops.cli import main
+
+main()

@@ -1,0 +1,87 @@
+"""The ``ganops`` command. Heavy libraries are imported inside commands, so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from ganops.stages import STAGES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A reproducible GAN factory.")
+
+ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="params file", dir_okay=False)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "onnxscript", "torch.onnx", "onnx_ir"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(name: str, params: Path) -> None:
+    from ganops.errors import GanopsError
+    from ganops.stages import run_stage
+
+    try:
+        run_stage(name, params)
+    except GanopsError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(err.exit_code) from None
+
+
+def _stage_command(name: str, doc: str) -> None:
+    def command(params: Path = ParamsOption) -> None:
+        _run(name, params)
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+for _name, _doc in zip(
+    STAGES,
+    (
+        "Read the raw dataset, fit it to data.image_size, write data/prepared/.",
+        "Train the domain feature network used for FID/KID (models/evaluator.pt).",
+        "Train the GAN (resumes from models/checkpoints/ when the settings match).",
+        "Measure fid_domain / kid_domain and the real-data floor (reports/metrics.json).",
+        "Export the generator to ONNX and check parity with ONNX Runtime.",
+        "Register the ONNX generator in MLflow; move the champion alias only if it is better.",
+    ),
+    strict=True,
+):
+    _stage_command(_name, _doc)
+
+
+@app.command("validate")
+def validate(params: Path = ParamsOption) -> None:
+    """Check a params file and print it with every default filled in."""
+    import yaml
+
+    from ganops.config import load_params
+    from ganops.errors import GanopsError
+
+    try:
+        typer.echo(yaml.safe_dump(load_params(params).model_dump(), sort_keys=False))
+    except GanopsError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(err.exit_code) from None
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+    _setup_logging(verbose)
+
+
+def main() -> None:
+    app(prog_name="ganops")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""params.yaml schema.
+
+Every knob of the pipeline lives here, one section per stage plus a global ``seed``. Loading
+validates the whole file before any stage touches an output: an unknown key, a wrong type or
+an out-of-range value raises ConfigError with one line per problem, each naming the key path
+and the rule (``train.lr: must be > 0, got -1``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ganops.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    source: str = "fashion-mnist"
+    # Folder holding the source's files; null means the source's default places
+    # (Debian's /usr/share/datasets/... first, then data/raw/ via torchvision's downloader).
+    root: str | None = None
+    image_size: int = Field(32, ge=8, le=1024)
+    # Caps on the number of images taken (the first N of each split); null keeps them all.
+    max_train: int | None = Field(None, ge=1)
+    max_test: int | None = Field(None, ge=1)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, name: str) -> str:
+        from ganops.data.sources import SOURCES
+
+        SOURCES.get(name)
+        return name
+
+
+class EvaluatorParams(Section):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    width: int = Field(32, ge=4)
+    feature_dim: int = Field(128, ge=8)
+    # The stage fails below this test accuracy: FID in a feature space that cannot tell the
+    # classes apart would be meaningless.
+    min_accuracy: float = Field(0.9, ge=0, le=1)
+
+
+class ModelParams(Section):
+    arch: str = "dcgan"
+    latent_dim: int = Field(64, ge=1)
+    g_width: int = Field(32, ge=1)
+    d_width: int = Field(32, ge=1)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, name: str) -> str:
+        from ganops.models import ARCHITECTURES
+
+        ARCHITECTURES.get(name)
+        return name
+
+
+class TrainParams(Section):
+    device: str = "auto"
+    epochs: int = Field(3, ge=1)
+    # Optional cap on optimizer steps (for smoke runs); null trains all epochs.
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    loss: str = "non_saturating"
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    # Exponential moving average of G's weights; the averaged weights are evaluated and exported.
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(50, ge=1)
+    grid_size: int = Field(64, ge=1, le=1024)
+    # bf16 autocast and channels_last; "auto" turns them on for CUDA only.
+    mixed_precision: Literal["auto", "off", "bf16"] = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device in ("auto", "cpu") or device == "cuda" or device.startswith("cuda:"):
+            return device
+        raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        from ganops.losses import LOSSES
+
+        LOSSES.get(name)
+        return name
+
+
+class EvaluateParams(Section):
+    num_samples: int = Field(10_000, ge=2)
+    num_real: int = Field(10_000, ge=2)
+    batch_size: int = Field(500, ge=1)
+    kid_subsets: int = Field(50, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+
+
+class ExportParams(Section):
+    opset: int = Field(18, ge=17)
+    parity_samples: int = Field(64, ge=1)
+    parity_tolerance: float = Field(1e-3, gt=0)
+
+
+class RegisterParams(Section):
+    model_name: str = Field("ganops-generator", min_length=1)
+    experiment: str = Field("ganops", min_length=1)
+    # null: $MLFLOW_TRACKING_URI if set, else a SQLite file in the working directory.
+    tracking_uri: str | None = None
+    champion_alias: str = Field("champion", min_length=1)
+
+
+# pydantic warns that the field name ``register`` shadows ``BaseModel.register`` (ABCMeta's
+# classmethod, which nothing here uses); the section keeps the stage's name.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+class Params(Section):
+    seed: int = Field(42, ge=0, lt=2**32)
+    data: DataParams = DataParams()
+    evaluator: EvaluatorParams = EvaluatorParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
+    register: RegisterParams = RegisterParams()
+
+    @model_validator(mode="after")
+    def _kid_fits(self) -> Params:
+        smallest = min(self.evaluate.num_samples, self.evaluate.num_real)
+        if self.evaluate.kid_subset_size > smallest:
+            raise ValueError(
+                f"evaluate.kid_subset_size: must be <= num_samples and num_real ({smallest}), "
+                f"got {self.evaluate.kid_subset_size}"
+            )
+        return self
+
+
+_RULES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key; remove it or check its spelling"
+    if kind in _RULES:
+        return f"{path}: {_RULES[kind].format(**error['ctx'])}, got {error['input']!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "value_error" or "got" in message:
+        return f"{path}: {message}" if path != "<top level>" else message
+    return f"{path}: {message[0].lower()}{message[1:]}, got {error['input']!r}"
+
+
+def parse_params(raw: Any, origin: str = "params") -> Params:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = [_describe(e) for e in err.errors(include_url=False)]
+        raise ConfigError(f"{origin}: " + "; ".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from None
+    return parse_params(raw, origin=str(path))

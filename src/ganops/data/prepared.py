@@ -1,0 +1,112 @@
+"""The prepared dataset: uint8 arrays (N, C, H, W) per split plus a manifest.
+
+Stored as uint8 (4x smaller than float32) and mapped to [-1, 1] on the fly with
+``to_unit_range``; ``manifest.json`` records the mapping, so every consumer agrees on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganops.errors import DataError
+from ganops.files import atomic_path, read_json, sha256_file, write_json
+
+SPLITS = ("train", "test")
+VALUE_MAPPING = {"stored": "uint8 [0, 255]", "model": "float32 x / 127.5 - 1", "range": [-1.0, 1.0]}
+
+
+def fit_to_size(images: np.ndarray, size: int) -> np.ndarray:
+    """Bring (N, C, H, W) uint8 images to (N, C, size, size).
+
+    Images slightly smaller than ``size`` (up to 25%, e.g. 28 -> 32) are zero-padded around
+    the centre, which keeps every original pixel; anything else is resized with antialiasing.
+    """
+    n, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    if h == w and h <= size <= int(h * 1.25):
+        top = (size - h) // 2
+        out = np.zeros((n, c, size, size), dtype=np.uint8)
+        out[:, :, top : top + h, top : top + w] = images
+        return out
+    import torch
+    import torch.nn.functional as F
+
+    resized = []
+    for start in range(0, n, 4096):  # chunks keep the float copy small
+        chunk = torch.from_numpy(images[start : start + 4096]).float()
+        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        resized.append(chunk.round().clamp(0, 255).to(torch.uint8).numpy())
+    return np.concatenate(resized)
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    images: np.ndarray  # uint8 (N, C, H, W)
+    labels: np.ndarray | None
+
+
+def _paths(folder: Path, split: str) -> tuple[Path, Path]:
+    return folder / f"{split}.npy", folder / f"{split}_labels.npy"
+
+
+def _save_array(path: Path, array: np.ndarray) -> str:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    return sha256_file(path)
+
+
+def write_prepared(folder: Path, splits: dict[str, PreparedSplit], info: dict) -> dict:
+    """Write every split, then the manifest last: a manifest means the arrays are complete."""
+    manifest = dict(info)
+    manifest["value_mapping"] = VALUE_MAPPING
+    manifest["splits"] = {}
+    for split, data in splits.items():
+        images_path, labels_path = _paths(folder, split)
+        entry = {
+            "count": int(len(data.images)),
+            "shape": list(data.images.shape[1:]),
+            "images": images_path.name,
+            "images_sha256": _save_array(images_path, data.images),
+        }
+        if data.labels is not None:
+            entry["labels"] = labels_path.name
+            entry["labels_sha256"] = _save_array(labels_path, data.labels)
+            entry["num_classes"] = int(data.labels.max()) + 1
+        manifest["splits"][split] = entry
+    write_json(folder / "manifest.json", manifest)
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        raise DataError(f"{path}: not found; run the prepare stage first (`ganops prepare` or `dvc repro prepare`)")
+    return read_json(path)
+
+
+def load_split(folder: str | Path, split: str, verify: bool = False) -> PreparedSplit:
+    folder = Path(folder)
+    entry = read_manifest(folder)["splits"].get(split)
+    if entry is None:
+        raise DataError(f"{folder}: no '{split}' split in manifest.json; rerun the prepare stage")
+    images_path = folder / entry["images"]
+    if verify and sha256_file(images_path) != entry["images_sha256"]:
+        raise DataError(f"{images_path}: sha256 does not match manifest.json; rerun the prepare stage")
+    images = np.load(images_path)
+    labels = np.load(folder / entry["labels"]) if "labels" in entry else None
+    return PreparedSplit(images, labels)
+
+
+def to_unit_range(images_uint8):
+    """uint8 tensor -> float32 in [-1, 1] (the mapping recorded in the manifest)."""
+    return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+def dataset_fingerprint(folder: str | Path) -> str:
+    """sha256 of the prepared train images, from the manifest: names the data a model saw."""
+    return read_manifest(folder)["splits"]["train"]["images_sha256"]

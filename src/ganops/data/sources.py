@@ -1,0 +1,128 @@
+"""Raw data sources, looked up by name (``data.source`` in params.yaml).
+
+A source is a function ``(root) -> RawDataset`` returning uint8 images shaped (N, C, H, W)
+at their native size, with integer labels when the dataset has them. Everything after that
+(resizing, normalization, hashing) is shared, so adding CIFAR-10, CelebA or an image folder
+means writing one more function with ``@SOURCES.register("name")``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganops.data.idx import read_idx
+from ganops.errors import DataError
+from ganops.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+RAW_DIR = Path("data/raw")
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8, (N, C, H, W)
+    labels: np.ndarray | None  # int64, (N,), or None for unlabelled data
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    name: str
+    origin: str  # where the files were read from, for the manifest
+    train: Split
+    test: Split
+    class_names: tuple[str, ...] = ()
+
+
+SourceFn = Callable[[Path | None], RawDataset]
+SOURCES: Registry[SourceFn] = Registry("data source")
+
+
+@dataclass(frozen=True)
+class IdxLayout:
+    """An MNIST-style dataset: four IDX files, shipped by Debian and by torchvision's mirrors."""
+
+    name: str
+    debian_dir: Path
+    torchvision_class: str
+    class_names: tuple[str, ...]
+    files = {
+        "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    }
+
+    def find(self, folder: Path) -> dict[str, tuple[Path, Path]] | None:
+        """Paths of the four files in ``folder`` (raw or .gz), or None if any is missing."""
+        found = {}
+        for split, stems in self.files.items():
+            paths = []
+            for stem in stems:
+                candidates = [folder / stem, folder / f"{stem}.gz"]
+                hit = next((p for p in candidates if p.is_file()), None)
+                if hit is None:
+                    return None
+                paths.append(hit)
+            found[split] = (paths[0], paths[1])
+        return found
+
+    def download(self, raw_dir: Path) -> Path:
+        """Fetch through torchvision into ``raw_dir``; returns the folder holding the IDX files."""
+        import torchvision.datasets
+
+        dataset_cls = getattr(torchvision.datasets, self.torchvision_class)
+        try:
+            for train in (True, False):
+                dataset_cls(root=str(raw_dir), train=train, download=True)
+        except Exception as err:  # torchvision raises URLError, RuntimeError, ... when offline
+            raise DataError(
+                f"{self.name}: not found in {self.debian_dir} or {raw_dir}, and the download failed ({err}). "
+                f"Install it with `apt-get install dataset-{self.name}` (Debian), or copy the four IDX files "
+                f"({', '.join(s for pair in self.files.values() for s in pair)}) into a folder and set data.root"
+            ) from None
+        return raw_dir / self.torchvision_class / "raw"
+
+    def load(self, root: Path | None) -> RawDataset:
+        if root is not None:
+            found = self.find(root)
+            if found is None:
+                raise DataError(
+                    f"{self.name}: data.root={root} does not hold the four IDX files "
+                    f"({', '.join(s for pair in self.files.values() for s in pair)}, optionally .gz); "
+                    "fix data.root or set it to null to use the default locations"
+                )
+        else:
+            found = self.find(self.debian_dir)
+            if found is None:
+                tv_dir = RAW_DIR / self.torchvision_class / "raw"
+                found = self.find(tv_dir) or self.find(self.download(RAW_DIR))
+        splits = {split: self._read(*paths) for split, paths in found.items()}
+        origin = str(found["train"][0].parent)
+        return RawDataset(self.name, origin, splits["train"], splits["test"], self.class_names)
+
+    @staticmethod
+    def _read(images_path: Path, labels_path: Path) -> Split:
+        images = read_idx(images_path)
+        labels = read_idx(labels_path).astype(np.int64)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(
+                f"{images_path}: expected (N, H, W) images and N labels, got {images.shape} and "
+                f"{labels.shape}; the files do not belong together"
+            )
+        return Split(images[:, None, :, :].astype(np.uint8), labels)
+
+
+FASHION_MNIST = IdxLayout(
+    "fashion-mnist",
+    Path("/usr/share/datasets/fashion-mnist"),
+    "FashionMNIST",
+    ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"),
+)
+MNIST = IdxLayout("mnist", Path("/usr/share/datasets/mnist"), "MNIST", tuple(str(d) for d in range(10)))
+
+SOURCES.register("fashion-mnist")(FASHION_MNIST.load)
+SOURCES.register("mnist")(MNIST.load)

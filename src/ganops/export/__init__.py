@@ -1,0 +1,1 @@
+"""Export of the generator to ONNX and its checks."""

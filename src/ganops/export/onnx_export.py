@@ -1,0 +1,94 @@
+"""ONNX export of the generator with a dynamic batch axis, a parity check and metadata.
+
+The model takes ``z`` (batch, latent_dim) float32 and returns ``images`` (batch, C, H, W)
+float32 in [-1, 1]. What a server needs to call it (latent size, image shape, value range)
+is stored twice: in the ONNX file's metadata_props and in a sidecar JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganops.errors import ExportError
+from ganops.models import ArchSpec
+
+log = logging.getLogger(__name__)
+
+INPUT, OUTPUT = "z", "images"
+
+
+def model_metadata(spec: ArchSpec) -> dict[str, str]:
+    return {
+        "ganops.arch": spec.arch,
+        "ganops.latent_dim": str(spec.latent_dim),
+        "ganops.image_shape": ",".join(map(str, (spec.channels, spec.image_size, spec.image_size))),
+        "ganops.value_range": "-1,1",
+        "ganops.input": INPUT,
+        "ganops.output": OUTPUT,
+    }
+
+
+def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> None:
+    import onnx
+
+    G = G.cpu().eval()
+    example = torch.randn(2, spec.latent_dim)
+    program = torch.onnx.export(
+        G,
+        (example,),
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+        optimize=True,  # constant folding; folds BatchNorm into the convolutions
+    )
+    model = program.model_proto
+    for key, value in model_metadata(spec).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "ganops"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the exported graph fails onnx.checker ({err})") from None
+    onnx.save_model(model, str(path))
+
+
+def ort_session(path: Path, providers: list[str] | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
+def parity(G: torch.nn.Module, path: Path, latents: torch.Tensor) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime (CPU) on the same latents."""
+    with torch.inference_mode():
+        expected = G.cpu().eval()(latents).numpy()
+    got = ort_session(path).run([OUTPUT], {INPUT: latents.numpy()})[0]
+    if got.shape != expected.shape:
+        raise ExportError(f"{path}: ONNX Runtime returned shape {got.shape}, PyTorch {expected.shape}")
+    return float(np.max(np.abs(got - expected)))
+
+
+def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, max_abs_diff: float, tolerance: float, samples: int) -> dict:
+    return {
+        "file": path.name,
+        "sha256": sha256,
+        "opset": opset,
+        "input": {"name": INPUT, "shape": ["batch", spec.latent_dim], "dtype": "float32"},
+        "output": {"name": OUTPUT, "shape": ["batch", spec.channels, spec.image_size, spec.image_size],
+                   "dtype": "float32"},
+        "latent_dim": spec.latent_dim,
+        "image_shape": [spec.channels, spec.image_size, spec.image_size],
+        "value_range": [-1.0, 1.0],
+        "arch": spec.to_dict(),
+        "parity": {"samples": samples, "max_abs_diff": max_abs_diff, "tolerance": tolerance, "provider": "CPU"},
+    }

@@ -1,0 +1,1 @@
+"""Sample-quality metrics and the domain feature network they are measured in."""

@@ -1,0 +1,130 @@
+"""The domain feature network: a small CNN classifier trained on the prepared train split.
+
+Standard FID uses Inception-v3 features, whose weights cannot be fetched here and which were
+never trained on 32x32 grayscale garments anyway. Instead ganops trains this classifier once
+per dataset (DVC caches it) and measures FID/KID in its penultimate layer (``fid_domain``).
+Numbers are only comparable between runs that share the evaluator's sha256.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganops.config import EvaluatorParams
+from ganops.data.prepared import PreparedSplit, to_unit_range
+from ganops.errors import DataError
+from ganops.files import atomic_path
+from ganops.progress import Progress
+from ganops.runtime import seed_everything, seeded_generator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    channels: int
+    num_classes: int
+    width: int
+    feature_dim: int
+
+
+class DomainClassifier(nn.Module):
+    def __init__(self, spec: EvaluatorSpec) -> None:
+        super().__init__()
+        w = spec.width
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.body = nn.Sequential(
+            *block(spec.channels, w), *block(w, w), nn.MaxPool2d(2),  # (w) x 16 x 16 for 32x32 input
+            *block(w, 2 * w), *block(2 * w, 2 * w), nn.MaxPool2d(2),  # (2w) x 8 x 8
+            *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (4w)
+            nn.Linear(4 * w, spec.feature_dim), nn.ReLU(inplace=True),  # feature_dim: the FID space
+        )
+        self.head = nn.Linear(spec.feature_dim, spec.num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class DomainFeatures(nn.Module):
+    """torchmetrics feature extractor: float images in [-1, 1] -> penultimate-layer features."""
+
+    def __init__(self, classifier: DomainClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier.eval()
+        self.num_features = classifier.head.in_features
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(images.float())
+
+
+def train_evaluator(
+    params: EvaluatorParams, train: PreparedSplit, test: PreparedSplit, seed: int, device: torch.device
+) -> tuple[DomainClassifier, float]:
+    if train.labels is None or test.labels is None:
+        raise DataError("evaluator: the dataset has no labels, so no domain classifier can be trained")
+    seed_everything(seed)
+    spec = EvaluatorSpec(train.images.shape[1], int(train.labels.max()) + 1, params.width, params.feature_dim)
+    model = DomainClassifier(spec).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=params.lr)
+    images, labels = torch.from_numpy(train.images).to(device), torch.from_numpy(train.labels).to(device)
+    steps_per_epoch = len(images) // params.batch_size or 1
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, params.lr, total_steps=steps_per_epoch * params.epochs)
+    model.train()
+    with Progress(steps_per_epoch * params.epochs, "evaluator") as progress:
+        for epoch in range(params.epochs):
+            perm = torch.randperm(len(images), generator=seeded_generator(seed, 4, epoch)).to(device)
+            for i in range(steps_per_epoch):
+                idx = perm[i * params.batch_size : (i + 1) * params.batch_size]
+                loss = F.cross_entropy(model(to_unit_range(images[idx])), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                progress.update(loss=loss.item())
+    accuracy = accuracy_on(model, test, device)
+    return model.eval(), accuracy
+
+
+@torch.no_grad()
+def accuracy_on(model: DomainClassifier, split: PreparedSplit, device: torch.device, batch: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(split.images), batch):
+        x = to_unit_range(torch.from_numpy(split.images[start : start + batch]).to(device))
+        y = torch.from_numpy(split.labels[start : start + batch]).to(device)
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct / len(split.images)
+
+
+def save_evaluator(path: Path, model: DomainClassifier, accuracy: float) -> None:
+    spec = EvaluatorSpec(model.body[0].in_channels, model.head.out_features, model.body[0].out_channels,
+                         model.head.in_features)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"spec": asdict(spec), "state_dict": weights, "test_accuracy": accuracy}, tmp)
+
+
+def load_evaluator(path: str | Path, device: torch.device | str = "cpu") -> DomainClassifier:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found; run the evaluator stage first (`ganops evaluator`)")
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        model = DomainClassifier(EvaluatorSpec(**saved["spec"]))
+        model.load_state_dict(saved["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: not a ganops evaluator file ({err}); rerun the evaluator stage") from None
+    return model.to(device).eval()

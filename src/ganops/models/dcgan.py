@@ -1,0 +1,100 @@
+"""DCGAN (Radford et al., 2015) for any power-of-two size from 16 to 256.
+
+Shapes are written for the default 32x32 gray images with width w: G goes 4 -> 8 -> 16 -> 32
+with (4w, 2w, w) channels, D mirrors it. Each extra doubling of the size adds one block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ganops.models import ARCHITECTURES, ArchSpec
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The paper's initialization: conv weights ~ N(0, 0.02), BN weights ~ N(1, 0.02), BN bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _doublings(image_size: int) -> int:
+    return int(math.log2(image_size)) - 2  # number of 2x steps between 4x4 and the image
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        n = _doublings(spec.image_size)
+        width = spec.g_width * 2 ** (n - 1)
+        layers: list[nn.Module] = [
+            # z: latent_dim x 1 x 1 -> (4w) x 4 x 4
+            nn.ConvTranspose2d(spec.latent_dim, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(n - 1):
+            # (4w) x 4 x 4 -> (2w) x 8 x 8 -> (w) x 16 x 16
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(inplace=True),
+            ]
+            width //= 2
+        # (w) x 16 x 16 -> channels x 32 x 32, in [-1, 1]
+        layers += [nn.ConvTranspose2d(width, spec.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.latent_dim = spec.latent_dim
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        n = _doublings(spec.image_size)
+        width = spec.d_width
+        layers: list[nn.Module] = [
+            # channels x 32 x 32 -> (w) x 16 x 16; no BN on the input layer, as in the paper
+            nn.Conv2d(spec.channels, width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(n - 1):
+            # (w) x 16 x 16 -> (2w) x 8 x 8 -> (4w) x 4 x 4
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        # (4w) x 4 x 4 -> 1 x 1 x 1: one logit per image
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+@ARCHITECTURES.register("dcgan")
+class DCGAN:
+    SIZES = (16, 32, 64, 128, 256)
+
+    def supports(self, image_size: int) -> bool:
+        return image_size in self.SIZES
+
+    def sizes(self) -> str:
+        return ", ".join(map(str, self.SIZES))
+
+    def generator(self, spec: ArchSpec) -> nn.Module:
+        return Generator(spec)
+
+    def discriminator(self, spec: ArchSpec) -> nn.Module:
+        return Discriminator(spec)

@@ -1,0 +1,1 @@
+"""MLflow tracking, model registration and gated promotion."""

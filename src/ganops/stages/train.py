@@ -1,0 +1,22 @@
+"""train: the GAN -> models/generator.pt, checkpoints, per-epoch sample grids, loss history."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from ganops.config import Params
+from ganops.files import write_json
+from ganops.stages import Layout
+from ganops.training.loop import TrainPaths, train
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, layout: Layout, **_) -> dict:
+    paths = TrainPaths(layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history)
+    result = asdict(train(params, paths))
+    write_json(layout.train_report, result)
+    log.info("trained %d steps (resumed from %d) at %.0f images/s", result["steps"], result["resumed_from"],
+             result["images_per_second"])
+    return result

@@ -1,0 +1,1 @@
+"""The GAN training loop and its helpers (EMA, checkpoints)."""
