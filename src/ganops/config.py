@@ -20,6 +20,12 @@ from ganops.errors import ConfigError
 DEFAULT_PARAMS = Path("params.yaml")
 
 
+def _one_of(valid: list[str], name: str) -> str:
+    if name not in valid:
+        raise ValueError(f"must be one of {', '.join(valid)}, got {name!r}")
+    return name
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,8 +45,7 @@ class DataParams(Section):
     def _known_source(cls, name: str) -> str:
         from ganops.data.sources import SOURCES
 
-        SOURCES.get(name)
-        return name
+        return _one_of(SOURCES.names(), name)
 
 
 class EvaluatorParams(Section):
@@ -65,8 +70,7 @@ class ModelParams(Section):
     def _known_arch(cls, name: str) -> str:
         from ganops.models import ARCHITECTURES
 
-        ARCHITECTURES.get(name)
-        return name
+        return _one_of(ARCHITECTURES.names(), name)
 
 
 class TrainParams(Section):
@@ -82,7 +86,6 @@ class TrainParams(Section):
     # Exponential moving average of G's weights; the averaged weights are evaluated and exported.
     ema_decay: float = Field(0.999, ge=0, lt=1)
     checkpoint_every: int = Field(200, ge=1)
-    log_every: int = Field(50, ge=1)
     grid_size: int = Field(64, ge=1, le=1024)
     # bf16 autocast and channels_last; "auto" turns them on for CUDA only.
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"
@@ -99,8 +102,7 @@ class TrainParams(Section):
     def _known_loss(cls, name: str) -> str:
         from ganops.losses import LOSSES
 
-        LOSSES.get(name)
-        return name
+        return _one_of(LOSSES.names(), name)
 
 
 class EvaluateParams(Section):
@@ -152,10 +154,10 @@ class Params(Section):
 
 
 _RULES = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
+    "greater_than": "must be > {gt:g}",
+    "greater_than_equal": "must be >= {ge:g}",
+    "less_than": "must be < {lt:g}",
+    "less_than_equal": "must be <= {le:g}",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -50,3 +51,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` with stable bytes: same tensors, same sha256.
+
+    Saving to a buffer fixes the zip's internal folder name, which torch otherwise takes from
+    the (random) temp file name, so identical weights would hash differently.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

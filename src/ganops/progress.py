@@ -14,13 +14,19 @@ log = logging.getLogger("ganops.progress")
 class Progress:
     """Counts units of work towards ``total``; ``update`` takes optional scalar stats to show."""
 
-    def __init__(self, total: int, desc: str, unit: str = "step", initial: int = 0, log_every_s: float = 10.0):
+    def __init__(
+        self, total: int, desc: str, unit: str = "step", initial: int = 0, log_every_s: float = 10.0
+    ):
         self.total, self.desc, self.unit = total, desc, unit
         self.done = initial
         self._start_done, self._start = initial, time.perf_counter()
         self._last_log = self._start
         self._log_every_s = log_every_s
-        self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True) if sys.stderr.isatty() else None
+        self._bar = (
+            tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
+            if sys.stderr.isatty()
+            else None
+        )
 
     def update(self, n: int = 1, **stats: float) -> None:
         self.done += n
@@ -37,8 +43,14 @@ class Progress:
             shown = " ".join(f"{k}={v:.4g}" for k, v in stats.items())
             log.info(
                 "%s %d/%d (%.0f%%) %.1f %s/s ETA %s %s",
-                self.desc, self.done, self.total, 100 * self.done / max(self.total, 1), rate, self.unit,
-                _clock(eta), shown,
+                self.desc,
+                self.done,
+                self.total,
+                100 * self.done / max(self.total, 1),
+                rate,
+                self.unit,
+                _clock(eta),
+                shown,
             )
 
     def close(self) -> None:

@@ -35,6 +35,10 @@ def pick_device(requested: str) -> torch.device:
     else:
         device = torch.device(requested)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("train.device: cuda was requested but no CUDA device is visible; set it to auto or cpu")
-    log.info("device: %s%s", device, f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+            raise ConfigError(
+                "train.device: cuda was requested but no CUDA device is visible; set it to auto or cpu"
+            )
+    log.info(
+        "device: %s%s", device, f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    )
     return device

@@ -85,7 +85,9 @@ def write_prepared(folder: Path, splits: dict[str, PreparedSplit], info: dict) -
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / "manifest.json"
     if not path.exists():
-        raise DataError(f"{path}: not found; run the prepare stage first (`ganops prepare` or `dvc repro prepare`)")
+        raise DataError(
+            f"{path}: not found; run the prepare stage first (`ganops prepare` or `dvc repro prepare`)"
+        )
     return read_json(path)
 
 

@@ -78,17 +78,27 @@ def parity(G: torch.nn.Module, path: Path, latents: torch.Tensor) -> float:
     return float(np.max(np.abs(got - expected)))
 
 
-def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, max_abs_diff: float, tolerance: float, samples: int) -> dict:
+def sidecar(
+    spec: ArchSpec, path: Path, sha256: str, opset: int, max_abs_diff: float, tolerance: float, samples: int
+) -> dict:
     return {
         "file": path.name,
         "sha256": sha256,
         "opset": opset,
         "input": {"name": INPUT, "shape": ["batch", spec.latent_dim], "dtype": "float32"},
-        "output": {"name": OUTPUT, "shape": ["batch", spec.channels, spec.image_size, spec.image_size],
-                   "dtype": "float32"},
+        "output": {
+            "name": OUTPUT,
+            "shape": ["batch", spec.channels, spec.image_size, spec.image_size],
+            "dtype": "float32",
+        },
         "latent_dim": spec.latent_dim,
         "image_shape": [spec.channels, spec.image_size, spec.image_size],
         "value_range": [-1.0, 1.0],
         "arch": spec.to_dict(),
-        "parity": {"samples": samples, "max_abs_diff": max_abs_diff, "tolerance": tolerance, "provider": "CPU"},
+        "parity": {
+            "samples": samples,
+            "max_abs_diff": max_abs_diff,
+            "tolerance": tolerance,
+            "provider": "CPU",
+        },
     }

@@ -19,7 +19,7 @@ from torch import nn
 from ganops.config import EvaluatorParams
 from ganops.data.prepared import PreparedSplit, to_unit_range
 from ganops.errors import DataError
-from ganops.files import atomic_path
+from ganops.files import save_torch
 from ganops.progress import Progress
 from ganops.runtime import seed_everything, seeded_generator
 
@@ -40,13 +40,24 @@ class DomainClassifier(nn.Module):
         w = spec.width
 
         def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            return [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
 
         self.body = nn.Sequential(
-            *block(spec.channels, w), *block(w, w), nn.MaxPool2d(2),  # (w) x 16 x 16 for 32x32 input
-            *block(w, 2 * w), *block(2 * w, 2 * w), nn.MaxPool2d(2),  # (2w) x 8 x 8
-            *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (4w)
-            nn.Linear(4 * w, spec.feature_dim), nn.ReLU(inplace=True),  # feature_dim: the FID space
+            *block(spec.channels, w),
+            *block(w, w),
+            nn.MaxPool2d(2),  # (w) x 16 x 16 for 32x32 input
+            *block(w, 2 * w),
+            *block(2 * w, 2 * w),
+            nn.MaxPool2d(2),  # (2w) x 8 x 8
+            *block(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),  # (4w)
+            nn.Linear(4 * w, spec.feature_dim),
+            nn.ReLU(inplace=True),  # feature_dim: the FID space
         )
         self.head = nn.Linear(spec.feature_dim, spec.num_classes)
 
@@ -99,7 +110,9 @@ def train_evaluator(
 
 
 @torch.no_grad()
-def accuracy_on(model: DomainClassifier, split: PreparedSplit, device: torch.device, batch: int = 1000) -> float:
+def accuracy_on(
+    model: DomainClassifier, split: PreparedSplit, device: torch.device, batch: int = 1000
+) -> float:
     model.eval()
     correct = 0
     for start in range(0, len(split.images), batch):
@@ -110,11 +123,11 @@ def accuracy_on(model: DomainClassifier, split: PreparedSplit, device: torch.dev
 
 
 def save_evaluator(path: Path, model: DomainClassifier, accuracy: float) -> None:
-    spec = EvaluatorSpec(model.body[0].in_channels, model.head.out_features, model.body[0].out_channels,
-                         model.head.in_features)
+    spec = EvaluatorSpec(
+        model.body[0].in_channels, model.head.out_features, model.body[0].out_channels, model.head.in_features
+    )
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": asdict(spec), "state_dict": weights, "test_accuracy": accuracy}, tmp)
+    save_torch({"spec": asdict(spec), "state_dict": weights, "test_accuracy": accuracy}, path)
 
 
 def load_evaluator(path: str | Path, device: torch.device | str = "cpu") -> DomainClassifier:

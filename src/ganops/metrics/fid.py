@@ -8,6 +8,7 @@ generator's samples.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -18,11 +19,15 @@ from ganops.metrics.evaluator import DomainFeatures
 
 
 class DomainMetrics:
-    def __init__(self, features: DomainFeatures, kid_subsets: int, kid_subset_size: int, device: torch.device):
+    def __init__(
+        self, features: DomainFeatures, kid_subsets: int, kid_subset_size: int, device: torch.device
+    ):
         self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False).to(device)
-        self.kid = KernelInceptionDistance(
-            feature=features, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
-        ).to(device)
+        with warnings.catch_warnings():  # "KID keeps all features in memory": intended, they are small
+            warnings.simplefilter("ignore", UserWarning)
+            self.kid = KernelInceptionDistance(
+                feature=features, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
+            ).to(device)
         self.device = device
 
     def add_reference(self, batches: Iterable[torch.Tensor]) -> None:

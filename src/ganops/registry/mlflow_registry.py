@@ -52,10 +52,12 @@ def decide(challenger: Candidate, champion: Candidate | None) -> Decision:
         )
     if challenger.fid_domain < champion.fid_domain:
         return Decision(
-            True, f"fid_domain {challenger.fid_domain:.4g} < champion v{champion.version}'s {champion.fid_domain:.4g}"
+            True,
+            f"fid_domain {challenger.fid_domain:.4g} < champion v{champion.version}'s {champion.fid_domain:.4g}",
         )
     return Decision(
-        False, f"fid_domain {challenger.fid_domain:.4g} >= champion v{champion.version}'s {champion.fid_domain:.4g}"
+        False,
+        f"fid_domain {challenger.fid_domain:.4g} >= champion v{champion.version}'s {champion.fid_domain:.4g}",
     )
 
 
@@ -75,7 +77,9 @@ def _signature(sidecar: dict):
     from mlflow.types import Schema, TensorSpec
 
     inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, sidecar["latent_dim"]), sidecar["input"]["name"])])
-    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *sidecar["image_shape"]), sidecar["output"]["name"])])
+    outputs = Schema(
+        [TensorSpec(np.dtype(np.float32), (-1, *sidecar["image_shape"]), sidecar["output"]["name"])]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
@@ -89,7 +93,9 @@ def _champion(client, name: str, alias: str) -> Candidate | None:
             return None
         raise
     tags = version.tags
-    return Candidate(version.version, float(tags.get("fid_domain", "inf")), tags.get("evaluator_sha256", ""))
+    return Candidate(
+        str(version.version), float(tags.get("fid_domain", "inf")), tags.get("evaluator_sha256", "")
+    )
 
 
 def register(
@@ -134,8 +140,12 @@ def register(
         decision = decide(challenger, champion)
         if decision.promote:
             client.set_registered_model_alias(params.model_name, params.champion_alias, version)
-        client.set_model_version_tag(params.model_name, version, "gate_decision",
-                                     ("promoted: " if decision.promote else "kept champion: ") + decision.reason)
+        client.set_model_version_tag(
+            params.model_name,
+            version,
+            "gate_decision",
+            ("promoted: " if decision.promote else "kept champion: ") + decision.reason,
+        )
         aliases = client.get_model_version(params.model_name, version).aliases
     except RegistryError:
         raise

@@ -26,7 +26,11 @@ def run(params: Params, layout: Layout, **_) -> dict:
             "would mislead)"
         )
     save_evaluator(layout.evaluator, model, accuracy)
-    report = {"test_accuracy": accuracy, "test_count": len(test.images), "sha256": sha256_file(layout.evaluator)}
+    report = {
+        "test_accuracy": accuracy,
+        "test_count": len(test.images),
+        "sha256": sha256_file(layout.evaluator),
+    }
     write_json(layout.evaluator_report, report)
     log.info("evaluator: test accuracy %.4f", accuracy)
     return report

@@ -30,5 +30,11 @@ def run(params: Params, layout: Layout, **_) -> dict:
     }
     manifest = write_prepared(layout.prepared, splits, info)
     counts = {split: entry["count"] for split, entry in manifest["splits"].items()}
-    log.info("prepared %s from %s: %s images of %s", raw.name, raw.origin, counts, manifest["splits"]["train"]["shape"])
+    log.info(
+        "prepared %s from %s: %s images of %s",
+        raw.name,
+        raw.origin,
+        counts,
+        manifest["splits"]["train"]["shape"],
+    )
     return manifest

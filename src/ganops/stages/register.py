@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 def _git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -52,7 +54,14 @@ def run(params: Params, layout: Layout, **_) -> dict:
     flat_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     flat_metrics.update({f"floor_{k}": v for k, v in metrics["floor"].items()})
     flat_metrics["onnx_parity_max_abs_diff"] = info["parity"]["max_abs_diff"]
-    record = register(params.register, layout.onnx, info, flat_metrics, all_params,
-                      [_latest_grid(layout.samples), layout.metrics, layout.train_history], tags)
+    record = register(
+        params.register,
+        layout.onnx,
+        info,
+        flat_metrics,
+        all_params,
+        [_latest_grid(layout.samples), layout.metrics, layout.train_history],
+        tags,
+    )
     write_json(layout.registry, record)
     return record

@@ -14,9 +14,15 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
-    paths = TrainPaths(layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history)
+    paths = TrainPaths(
+        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+    )
     result = asdict(train(params, paths))
     write_json(layout.train_report, result)
-    log.info("trained %d steps (resumed from %d) at %.0f images/s", result["steps"], result["resumed_from"],
-             result["images_per_second"])
+    log.info(
+        "trained %d steps (resumed from %d) at %.0f images/s",
+        result["steps"],
+        result["resumed_from"],
+        result["images_per_second"],
+    )
     return result

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ganops.files import atomic_path
+from ganops.files import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,7 @@ def _by_step(folder: Path) -> list[tuple[int, Path]]:
 
 def save_checkpoint(folder: Path, step: int, state: dict) -> Path:
     path = folder / f"step_{step:08d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
     for _, old in _by_step(folder)[:-KEEP]:
         old.unlink()
     return path

@@ -25,7 +25,7 @@ from torchvision.utils import save_image
 from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint, load_split, to_unit_range
 from ganops.errors import DataError, TrainingError
-from ganops.files import atomic_path
+from ganops.files import atomic_path, save_torch
 from ganops.losses import LOSSES
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.progress import Progress
@@ -58,7 +58,7 @@ class TrainResult:
 def fingerprint(params: Params, data_sha256: str) -> str:
     """What makes two training runs the same run. Epochs, step caps and logging are left out,
     so a longer run resumes a shorter one's checkpoints."""
-    shaping = params.train.model_dump(exclude={"epochs", "max_steps", "checkpoint_every", "log_every", "device"})
+    shaping = params.train.model_dump(exclude={"epochs", "max_steps", "checkpoint_every", "device"})
     blob = json.dumps([params.seed, params.model.model_dump(), shaping, data_sha256], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -78,8 +78,14 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         raise DataError(f"train.batch_size: {tp.batch_size} exceeds the {n_images} prepared training images")
     # The whole uint8 dataset stays on the device; batches are normalized on the fly.
     images = torch.from_numpy(split.images).to(device)
-    spec = ArchSpec(params.model.arch, params.model.latent_dim, images.shape[-1], images.shape[1],
-                    params.model.g_width, params.model.d_width)
+    spec = ArchSpec(
+        params.model.arch,
+        params.model.latent_dim,
+        images.shape[-1],
+        images.shape[1],
+        params.model.g_width,
+        params.model.d_width,
+    )
 
     seed_everything(params.seed)
     G, D = build_generator(spec).to(device), build_discriminator(spec).to(device)
@@ -90,10 +96,16 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     opt_d = torch.optim.Adam(D.parameters(), lr=tp.lr, betas=(tp.beta1, tp.beta2))
     ema = EMA(G, tp.ema_decay)
     noise = seeded_generator(params.seed, 1)
-    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(device)
+    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
+        device
+    )
 
     steps_per_epoch = n_images // tp.batch_size
-    total = steps_per_epoch * tp.epochs if tp.max_steps is None else min(tp.max_steps, steps_per_epoch * tp.epochs)
+    total = (
+        steps_per_epoch * tp.epochs
+        if tp.max_steps is None
+        else min(tp.max_steps, steps_per_epoch * tp.epochs)
+    )
     run_id = fingerprint(params, dataset_fingerprint(paths.prepared))
     history: list[list[float]] = []
     start = 0
@@ -112,9 +124,15 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 
     def snapshot(step: int) -> dict:
         return {
-            "fingerprint": run_id, "step": step, "G": G.state_dict(), "D": D.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "ema": ema.state_dict(),
-            "noise": noise.get_state(), "history": torch.tensor(history, dtype=torch.float64),
+            "fingerprint": run_id,
+            "step": step,
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "ema": ema.state_dict(),
+            "noise": noise.get_state(),
+            "history": torch.tensor(history, dtype=torch.float64),
         }
 
     G.train(), D.train()
@@ -124,7 +142,10 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         for step in range(start, total):
             epoch, i = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:
-                perm, perm_epoch = torch.randperm(n_images, generator=seeded_generator(params.seed, 3, epoch)), epoch
+                perm, perm_epoch = (
+                    torch.randperm(n_images, generator=seeded_generator(params.seed, 3, epoch)),
+                    epoch,
+                )
             idx = perm[i * tp.batch_size : (i + 1) * tp.batch_size].to(device)
             real = to_unit_range(images[idx]).contiguous(memory_format=memory_format)
             z = torch.randn(tp.batch_size, spec.latent_dim, generator=noise).to(device)
@@ -146,8 +167,14 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             opt_g.step()
             ema.update(G, step)
 
-            row = [step + 1, epoch, loss_d.item(), loss_g.item(),
-                   torch.sigmoid(logits_real.float()).mean().item(), torch.sigmoid(logits_fake.float()).mean().item()]
+            row = [
+                step + 1,
+                epoch,
+                loss_d.item(),
+                loss_g.item(),
+                torch.sigmoid(logits_real.float()).mean().item(),
+                torch.sigmoid(logits_fake.float()).mean().item(),
+            ]
             if not all(math.isfinite(v) for v in row[2:4]):
                 raise TrainingError(
                     f"loss became {row[2]} (D) / {row[3]} (G) at step {step + 1}; the last good checkpoint is kept "
@@ -175,7 +202,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 def _save_grid(G: torch.nn.Module, z: torch.Tensor, path: Path) -> None:
     images = G(z).float()
     with atomic_path(path) as tmp:
-        save_image(images, tmp, format="png", nrow=int(math.sqrt(len(z))), normalize=True, value_range=(-1, 1))
+        save_image(
+            images, tmp, format="png", nrow=int(math.sqrt(len(z))), normalize=True, value_range=(-1, 1)
+        )
 
 
 def _write_history(path: Path, history: list[list[float]]) -> None:
@@ -188,8 +217,7 @@ def _write_history(path: Path, history: list[list[float]]) -> None:
 
 def _save_generator(path: Path, G: torch.nn.Module, spec: ArchSpec, step: int, run_id: str) -> None:
     weights = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"arch": spec.to_dict(), "state_dict": weights, "step": step, "fingerprint": run_id}, tmp)
+    save_torch({"arch": spec.to_dict(), "state_dict": weights, "step": step, "fingerprint": run_id}, path)
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, ArchSpec]:

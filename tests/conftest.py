@@ -1,0 +1,81 @@
+"""Shared fixtures: a tiny fabricated IDX dataset and tiny params, so real stages run in seconds."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) in the IDX format, gzip-compressed like the real distribution."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fabricate_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 images whose class is a bright bar at a class-specific place, plus noise: easy to learn."""
+    labels = rng.integers(0, 10, size=n)
+    images = rng.integers(0, 60, size=(n, 28, 28))
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 5)
+        images[i, 2 + row * 12 : 12 + row * 12, 2 + col * 5 : 6 + col * 5] = rng.integers(180, 256)
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_idx(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-idx")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 512), ("t10k", 256)):
+        images, labels = fabricate_images(n, rng)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def tiny_params(data_root: Path, **overrides) -> dict:
+    """Params small enough that the whole DAG runs in well under a minute on 2 cores."""
+    params = {
+        "seed": 7,
+        "data": {"source": "fashion-mnist", "root": str(data_root), "image_size": 16},
+        "evaluator": {
+            "epochs": 4,
+            "batch_size": 32,
+            "lr": 5e-3,
+            "width": 8,
+            "feature_dim": 16,
+            "min_accuracy": 0.8,
+        },
+        "model": {"arch": "dcgan", "latent_dim": 8, "g_width": 8, "d_width": 8},
+        "train": {"device": "cpu", "epochs": 2, "batch_size": 32, "checkpoint_every": 5, "grid_size": 16},
+        "evaluate": {
+            "num_samples": 256,
+            "num_real": 256,
+            "batch_size": 128,
+            "kid_subsets": 5,
+            "kid_subset_size": 64,
+        },
+        "export": {"parity_samples": 8},
+        "register": {"experiment": "ganops-test"},
+    }
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if key:
+            params[section][key] = value
+        else:
+            params[section] = value
+    return params
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

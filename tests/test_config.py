@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from ganops.config import load_params, parse_params
+from ganops.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    return str(err.value)
+
+
+def test_repository_params_file_is_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.data.source == "fashion-mnist"
+    assert params.model.arch == "dcgan"
+
+
+def test_out_of_range_value_names_key_path_and_rule():
+    assert "train.lr: must be > 0, got -1" in error_of({"train": {"lr": -1}})
+
+
+def test_unknown_key_is_rejected_with_its_path():
+    message = error_of({"train": {"learning_rate": 0.1}})
+    assert "train.learning_rate: unknown key" in message
+
+
+def test_unknown_section_is_rejected():
+    assert "trian: unknown key" in error_of({"trian": {}})
+
+
+def test_wrong_type_names_key_and_value():
+    message = error_of({"train": {"epochs": "many"}})
+    assert message.startswith("params: train.epochs:")
+    assert "'many'" in message
+
+
+def test_unknown_architecture_lists_valid_names():
+    message = error_of({"model": {"arch": "stylegan9"}})
+    assert "model.arch" in message and "dcgan" in message and "mlp" in message
+
+
+def test_unknown_loss_lists_valid_names():
+    message = error_of({"train": {"loss": "magic"}})
+    assert "train.loss" in message and "hinge" in message and "non_saturating" in message
+
+
+def test_every_problem_is_reported_at_once():
+    message = error_of({"train": {"lr": 0, "epochs": 0}})
+    assert "train.lr" in message and "train.epochs" in message
+
+
+def test_kid_subset_larger_than_sample_count_is_rejected():
+    message = error_of({"evaluate": {"num_samples": 100, "kid_subset_size": 500}})
+    assert "evaluate.kid_subset_size" in message
+
+
+def test_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="not found; run from the project root or pass --params"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_invalid_yaml_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_device_must_be_known():
+    assert "train.device" in error_of({"train": {"device": "tpu"}})
