@@ -32,13 +32,13 @@ run: setup
 	dvc repro
 
 test: setup
-	ruff check src tests pipelines benchmarks
-	ruff format --check src tests pipelines benchmarks
+	ruff check .
+	ruff format --check .
 	pytest
 
 format: setup
-	ruff check --fix src tests pipelines benchmarks
-	ruff format src tests pipelines benchmarks
+	ruff check --fix .
+	ruff format .
 
 clean:
 	rm -rf data/prepared models reports mlflow.db mlruns

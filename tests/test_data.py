@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fabricate_images, write_idx
 from ganops.config import parse_params
 from ganops.data.idx import read_idx
 from ganops.data.prepared import fit_to_size, load_split, read_manifest
@@ -12,6 +11,8 @@ from ganops.errors import DataError
 from ganops.files import sha256_file
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
+
+from conftest import fabricate_images, write_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

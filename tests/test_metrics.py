@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fabricate_images, tiny_params
 from ganops.config import parse_params
 from ganops.data.prepared import PreparedSplit, fit_to_size, to_unit_range
 from ganops.metrics.evaluator import DomainFeatures, accuracy_on, train_evaluator
 from ganops.metrics.fid import DomainMetrics
+
+from conftest import fabricate_images, tiny_params
 
 
 def split(n: int, seed: int) -> PreparedSplit:

@@ -3,12 +3,13 @@ import csv
 import pytest
 import torch
 
-from conftest import tiny_params
 from ganops.config import parse_params
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
 from ganops.training.ema import EMA
 from ganops.training.loop import TrainPaths, load_generator, train
+
+from conftest import tiny_params
 
 
 @pytest.fixture(scope="module")

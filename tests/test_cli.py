@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+from ganops.config import parse_params
+from ganops.stages import STAGES, Layout
+from ganops.stages.prepare import run as prepare
+
+from conftest import tiny_params, write_params
+
+
+def ganops(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "ganops", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_bad_params_fail_with_one_line_and_keep_outputs(tiny_idx, tmp_path):
+    prepare(parse_params(tiny_params(tiny_idx)), Layout(tmp_path))
+    manifest = (tmp_path / "data/prepared/manifest.json").read_bytes()
+    params = tiny_params(tiny_idx)
+    params["data"]["image_size"] = "big"
+    write_params(tmp_path / "params.yaml", params)
+
+    result = ganops("prepare", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: data.image_size: input should be a valid integer, unable to parse string as an integer, got 'big'"
+    ]
+    assert (tmp_path / "data/prepared/manifest.json").read_bytes() == manifest
+
+
+def test_stage_without_its_inputs_says_which_stage_to_run(tmp_path):
+    write_params(tmp_path / "params.yaml", {})
+    result = ganops("evaluate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "models/generator.pt: not found; run the train stage first" in result.stderr
+
+
+def test_help_lists_every_stage(tmp_path):
+    result = ganops("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for stage in STAGES:
+        assert stage in result.stdout
+
+
+def test_help_does_not_import_heavy_libraries(tmp_path):
+    probe = "import sys; from ganops.cli import app; print(sorted({'torch', 'mlflow', 'prefect', 'onnxruntime'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]"
