@@ -74,6 +74,16 @@ def validate(params: Path = ParamsOption) -> None:
         raise typer.Exit(err.exit_code) from None
 
 
+def _add_serving_commands() -> None:
+    from ganops.serve.cli import sample, serve  # light module: heavy imports happen inside the commands
+
+    app.command("serve")(serve)
+    app.command("sample")(sample)
+
+
+_add_serving_commands()
+
+
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
     _setup_logging(verbose)

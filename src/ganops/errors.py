@@ -29,3 +29,7 @@ class ExportError(GanopsError):
 
 class RegistryError(GanopsError):
     """The model registry is unreachable or refused a write."""
+
+
+class ServeError(GanopsError):
+    """The model to serve is missing, corrupt, unverified or cannot run on the requested provider."""

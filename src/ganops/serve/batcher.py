@@ -1,0 +1,135 @@
+"""Dynamic micro-batching: concurrent requests are gathered for a few ms and run as one ONNX batch.
+
+Each request brings ``n`` latent rows. The worker takes the oldest request, waits up to
+``max_delay_ms`` for more (less if ``max_batch`` rows arrive sooner), concatenates them, runs
+the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop keeps
+accepting requests meanwhile) and hands each request its slice back. With ``enabled=False``
+every request runs alone, one at a time: the baseline the load test compares against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+ObserveFn = Callable[[int, int, float], None]  # rows, requests, seconds of one model run
+
+
+class Overloaded(Exception):
+    """More rows are waiting than the server accepts; the client should retry later."""
+
+
+@dataclass
+class _Job:
+    latents: np.ndarray
+    labels: np.ndarray | None
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        run: RunFn,
+        max_batch: int = 256,
+        max_delay_ms: float = 2.0,
+        enabled: bool = True,
+        max_pending_rows: int = 16_384,
+        observe: ObserveFn | None = None,
+    ) -> None:
+        self._run = run
+        self.max_batch, self.max_delay = max_batch, max_delay_ms / 1000.0
+        self.enabled, self.max_pending_rows = enabled, max_pending_rows
+        self._observe = observe or (lambda rows, requests, seconds: None)
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._pending_rows = 0
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._worker: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(Overloaded("server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        if self._pending_rows + len(latents) > self.max_pending_rows:
+            raise Overloaded(f"{self._pending_rows} rows are already queued (limit {self.max_pending_rows})")
+        job = _Job(latents, labels, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._pending_rows += len(latents)
+        self._arrived.set()
+        if self._pending_rows >= self.max_batch:
+            self._full.set()
+        return await job.future
+
+    def _take(self) -> list[_Job]:
+        """The oldest jobs that fit in max_batch rows (always at least one)."""
+        jobs = [self._pending.popleft()]
+        rows = len(jobs[0].latents)
+        while self.enabled and self._pending and rows + len(self._pending[0].latents) <= self.max_batch:
+            job = self._pending.popleft()
+            jobs.append(job)
+            rows += len(job.latents)
+        self._pending_rows -= rows
+        if self._pending_rows < self.max_batch:
+            self._full.clear()
+        return jobs
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+            if self.enabled and self.max_delay > 0 and self._pending_rows < self.max_batch:
+                # Wait from the oldest request's arrival, so a request never waits more than max_delay.
+                remaining = self._pending[0].arrived + self.max_delay - time.perf_counter()
+                if remaining > 0:
+                    try:
+                        await asyncio.wait_for(self._full.wait(), remaining)
+                    except TimeoutError:
+                        pass
+            jobs = self._take()
+            jobs = [j for j in jobs if not j.future.done()]  # a client that gave up is skipped
+            if not jobs:
+                continue
+            latents = np.concatenate([j.latents for j in jobs]) if len(jobs) > 1 else jobs[0].latents
+            labels = None
+            if jobs[0].labels is not None:
+                labels = np.concatenate([j.labels for j in jobs]) if len(jobs) > 1 else jobs[0].labels
+            began = time.perf_counter()
+            try:
+                images = await loop.run_in_executor(self._executor, self._run, latents, labels)
+            except Exception as err:  # noqa: BLE001 - every waiting request gets the failure
+                log.exception("model run failed for a batch of %d rows", len(latents))
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+                continue
+            self._observe(len(latents), len(jobs), time.perf_counter() - began)
+            start = 0
+            for job in jobs:
+                stop = start + len(job.latents)
+                if not job.future.done():
+                    job.future.set_result(images[start:stop])
+                start = stop

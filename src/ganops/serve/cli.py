@@ -1,0 +1,106 @@
+"""``ganops serve`` and ``ganops sample``. Heavy imports stay inside the commands (``--help`` is fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+ProviderOption = typer.Option(
+    "auto", "--provider", help="auto (TensorRT > CUDA > CPU), tensorrt, cuda or cpu"
+)
+TrackingOption = typer.Option(
+    None,
+    "--tracking-uri",
+    help="MLflow tracking URI for models:/ (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(getattr(err, "exit_code", 2))
+
+
+def serve(
+    model: str = typer.Argument(
+        ..., help="an exported .onnx file or models:/NAME@ALIAS (e.g. models:/ganops-generator@champion)"
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind; 0.0.0.0 in a container"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    provider: str = ProviderOption,
+    threads: int = typer.Option(
+        0, "--threads", min=0, help="CPU threads for ONNX Runtime; 0 = the cores this process may use"
+    ),
+    max_n: int = typer.Option(64, "--max-n", min=1, help="most images per request"),
+    max_batch: int = typer.Option(
+        256, "--max-batch", min=1, help="most images per ONNX run after micro-batching"
+    ),
+    batch_delay_ms: float = typer.Option(
+        2.0, "--batch-delay-ms", min=0.0, help="how long a request may wait to be batched"
+    ),
+    batching: bool = typer.Option(True, "--batching/--no-batching", help="micro-batch concurrent requests"),
+    tracking_uri: str | None = TrackingOption,
+    access_log: bool = typer.Option(False, "--access-log", help="log every request (costs throughput)"),
+) -> None:
+    """Serve the generator over HTTP: /v1/generate, /v1/interpolate, /healthz, /readyz, /metrics, demo at /."""
+    import uvicorn
+
+    from ganops.errors import GanopsError
+    from ganops.serve.app import ServeSettings, create_app
+    from ganops.serve.session import GeneratorSession
+    from ganops.serve.source import resolve
+
+    try:
+        session = GeneratorSession(resolve(model, tracking_uri), provider, threads or None)
+    except GanopsError as err:
+        raise _fail(err) from None
+    settings = ServeSettings(
+        max_n=max_n, max_steps=max_n, max_batch=max_batch, max_delay_ms=batch_delay_ms, batching=batching
+    )
+    uvicorn.run(create_app(session, settings), host=host, port=port, access_log=access_log, log_level="info")
+
+
+def sample(
+    model: str = typer.Argument(..., help="an exported .onnx file or models:/NAME@ALIAS"),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="same seed, same images as the server's"
+    ),
+    n: int = typer.Option(16, "--n", "-n", min=1, max=4096, help="number of images"),
+    out: Path = typer.Option(
+        Path("samples.png"), "--out", "-o", help=".png for a grid, .npy for the float32 array"
+    ),
+    label: int | None = typer.Option(None, "--class", min=0, help="class label (conditional models only)"),
+    provider: str = ProviderOption,
+    tracking_uri: str | None = TrackingOption,
+) -> None:
+    """Write n images for a seed, exactly as POST /v1/generate returns them on the same provider."""
+    import numpy as np
+
+    from ganops.errors import GanopsError, ServeError
+    from ganops.files import atomic_path
+    from ganops.serve import images
+    from ganops.serve.latents import seed_latents
+    from ganops.serve.session import GeneratorSession
+    from ganops.serve.source import resolve
+
+    if out.suffix not in (".png", ".npy"):
+        raise _fail(ServeError(f"--out {out}: must end in .png (grid) or .npy (array)"))
+    try:
+        session = GeneratorSession(resolve(model, tracking_uri), provider)
+        info = session.info
+        if (label is not None) != bool(info.class_input):
+            raise ServeError(
+                "--class: "
+                + (
+                    "required for this conditional model"
+                    if info.class_input
+                    else "this model is unconditional; leave it out"
+                )
+            )
+        labels = np.full(n, label, dtype=np.int64) if info.class_input else None
+        result = session.run(seed_latents(seed, n, info.latent_dim), labels)
+    except GanopsError as err:
+        raise _fail(err) from None
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(images.png_grid(result) if out.suffix == ".png" else images.npy_bytes(result))
+    typer.echo(f"wrote {out}: {n} images for seed {seed} ({session.provider})")

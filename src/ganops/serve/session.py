@@ -1,0 +1,167 @@
+"""An ONNX Runtime session for the generator: provider choice, threads, IO binding, model facts.
+
+Providers are tried in the order TensorRT, CUDA, CPU. onnxruntime-gpu quietly falls back to CPU
+when CUDA libraries or a GPU are missing, so the provider actually in use is read back from
+``session.get_providers()`` and logged with the reason; an explicit ``provider`` that did not
+load is an error instead of a silent fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ganops.errors import ServeError
+from ganops.serve.source import VerifiedModel
+
+log = logging.getLogger(__name__)
+
+PREFERENCE = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    input_name: str
+    output_name: str
+    latent_dim: int
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    class_input: str | None  # name of the int64 label input of a conditional model
+    num_classes: int  # 0 for an unconditional model
+    input_dtype: str  # "float32", or "float16" for a model exported without keep_io_types
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (cgroup/affinity aware), not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _candidates(requested: str, available: list[str]) -> list[str]:
+    if requested == "auto":
+        return [p for p in PREFERENCE.values() if p in available]
+    if requested not in PREFERENCE:
+        raise ServeError(f"--provider: must be auto, {', '.join(PREFERENCE)}, got {requested!r}")
+    wanted = PREFERENCE[requested]
+    if wanted not in available:
+        raise ServeError(
+            f"--provider {requested}: {wanted} is not in this onnxruntime build ({', '.join(available)}); "
+            "install onnxruntime-gpu or use --provider auto"
+        )
+    return [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
+
+
+def _why(requested: str, tried: list[str], got: str, available: list[str]) -> str:
+    if got == tried[0]:
+        return (
+            "first choice of the order TensorRT > CUDA > CPU that this build offers"
+            if requested == "auto"
+            else "requested"
+        )
+    skipped = [p for p in tried if p != got and tried.index(p) < tried.index(got)]
+    missing = [p for p in GPU_PROVIDERS if p not in available]
+    reason = f"{', '.join(skipped)} failed to load (no GPU, or CUDA/cuDNN/TensorRT libraries missing; onnxruntime logged the cause above)"
+    if missing:
+        reason += f"; {', '.join(missing)} not in this onnxruntime build"
+    return reason
+
+
+class GeneratorSession:
+    """Runs ``latents (n, latent_dim) -> images (n, C, H, W)``; one call at a time (the batcher serializes)."""
+
+    def __init__(
+        self,
+        model: VerifiedModel,
+        provider: str = "auto",
+        threads: int | None = None,
+        io_binding: bool | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        tried = _candidates(provider, available)
+        if any(p in GPU_PROVIDERS for p in tried) and hasattr(ort, "preload_dlls"):
+            try:  # finds the CUDA/cuDNN libraries shipped in nvidia-* wheels or with torch
+                ort.preload_dlls()
+            except Exception as err:  # noqa: BLE001 - a failed preload only means CPU fallback, logged below
+                log.debug("onnxruntime.preload_dlls failed: %s", err)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One inference runs at a time (the batcher serializes them), so give it every core we
+        # may use and no inter-op pool; more threads than cores only adds contention.
+        self.threads = threads or cpu_threads()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(model.data, options, providers=tried)
+        except Exception as err:  # ORT raises its own Fail/InvalidGraph/... classes
+            raise ServeError(
+                f"{model.origin}: ONNX Runtime cannot load the model ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:300]}); re-export it with `ganops export`"
+            ) from None
+        self.provider = self.session.get_providers()[0]
+        if provider != "auto" and self.provider != tried[0]:
+            raise ServeError(
+                f"--provider {provider}: onnxruntime fell back to {self.provider} ({_why(provider, tried, self.provider, available)}); "
+                "fix the GPU setup or use --provider auto"
+            )
+        log.info(
+            "provider: %s (%s); %s",
+            self.provider,
+            _why(provider, tried, self.provider, available),
+            f"{self.threads} CPU threads" if self.provider == "CPUExecutionProvider" else "IO binding on",
+        )
+        self.io_binding = self.provider in GPU_PROVIDERS if io_binding is None else io_binding
+        self.info = _model_info(self.session, model.origin)
+        self.sha256 = model.sha256
+        self.origin = model.origin
+
+    def run(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        feeds = {self.info.input_name: latents.astype(self.info.input_dtype, copy=False)}
+        if self.info.class_input:
+            feeds[self.info.class_input] = labels.astype(np.int64, copy=False)
+        if not self.io_binding:
+            out = self.session.run([self.info.output_name], feeds)[0]
+            return out.astype(np.float32, copy=False)
+        # IO binding: inputs are copied to the device once and the output stays there until the
+        # single copy back, instead of ORT staging both through extra host buffers per run.
+        binding = self.session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        device = "cuda" if self.provider in GPU_PROVIDERS else "cpu"
+        binding.bind_output(self.info.output_name, device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
+
+
+def _model_info(session, origin: str) -> ModelInfo:
+    meta = session.get_modelmeta().custom_metadata_map
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    try:
+        input_name = meta.get("ganops.input", next(iter(inputs)))
+        output_name = meta.get("ganops.output", next(iter(outputs)))
+        latent_dim = int(meta.get("ganops.latent_dim") or inputs[input_name].shape[1])
+        image_shape = tuple(int(d) for d in meta["ganops.image_shape"].split(","))
+        class_input = meta.get("ganops.class_input") or None
+        num_classes = int(meta.get("ganops.num_classes", "0"))
+        dtype = "float16" if inputs[input_name].type == "tensor(float16)" else "float32"
+    except (KeyError, ValueError, StopIteration, IndexError) as err:
+        raise ServeError(
+            f"{origin}: the ONNX file lacks ganops metadata ({err!r}); serve a file written by `ganops export`"
+        ) from None
+    if class_input and (class_input not in inputs or num_classes < 1):
+        raise ServeError(f"{origin}: metadata names class input {class_input!r} that the graph lacks")
+    if len(image_shape) != 3:
+        raise ServeError(f"{origin}: ganops.image_shape must be C,H,W, got {meta['ganops.image_shape']!r}")
+    return ModelInfo(input_name, output_name, latent_dim, image_shape, class_input, num_classes, dtype)
