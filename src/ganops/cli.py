@@ -84,6 +84,15 @@ def _add_serving_commands() -> None:
 _add_serving_commands()
 
 
+def _add_subcommands() -> None:
+    from ganops.registry.cli import app as registry_app
+
+    app.add_typer(registry_app, name="registry")
+
+
+_add_subcommands()
+
+
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
     _setup_logging(verbose)

@@ -125,6 +125,23 @@ class RegisterParams(Section):
     # null: $MLFLOW_TRACKING_URI if set, else a SQLite file in the working directory.
     tracking_uri: str | None = None
     champion_alias: str = Field("champion", min_length=1)
+    challenger_alias: str = Field("challenger", min_length=1)
+    # The challenger must beat the champion's fid_domain by more than this to take the alias.
+    promotion_margin: float = Field(0.0, ge=0)
+
+
+class ScheduleParams(Section):
+    """When the Prefect deployment retrains (pipelines/flow.py serve)."""
+
+    cron: str = "0 3 * * *"  # nightly at 03:00
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, cron: str) -> str:
+        if len(cron.split()) != 5:
+            raise ValueError(f"must be a 5-field cron expression like '0 3 * * *', got {cron!r}")
+        return cron
 
 
 # pydantic warns that the field name ``register`` shadows ``BaseModel.register`` (ABCMeta's
@@ -141,6 +158,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     register: RegisterParams = RegisterParams()
+    schedule: ScheduleParams = ScheduleParams()
 
     @model_validator(mode="after")
     def _kid_fits(self) -> Params:

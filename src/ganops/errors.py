@@ -31,5 +31,9 @@ class RegistryError(GanopsError):
     """The model registry is unreachable or refused a write."""
 
 
+class TransientRegistryError(RegistryError):
+    """The registry could not be reached or was busy; retrying later may succeed."""
+
+
 class ServeError(GanopsError):
     """The model to serve is missing, corrupt, unverified or cannot run on the requested provider."""

@@ -1,4 +1,9 @@
-"""register: log the run to MLflow, register the ONNX generator, gate the champion alias."""
+"""register: log the pipeline run to MLflow, register the ONNX generator, gate the aliases.
+
+Every new version takes the ``challenger`` alias; ``champion`` moves to it only when the gate
+(ganops.registry.gate) says it earned it. The decision and its reason go to the version's
+tags and to reports/registry.json.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,16 @@ import hashlib
 import json
 import logging
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint
-from ganops.errors import DataError
+from ganops.errors import DataError, RegistryError
 from ganops.files import read_json, sha256_file, write_json
-from ganops.registry.mlflow_registry import register
+from ganops.registry.client import open_registry, registry_error
+from ganops.registry.gate import Candidate, decide
+from ganops.registry.tracking import log_pipeline, numeric
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
@@ -28,40 +36,64 @@ def _git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def _latest_grid(samples: Path) -> Path:
-    grids = sorted(samples.glob("epoch_*.png"))
-    if not grids:
-        raise DataError(f"{samples}: no sample grids; run the train stage first")
-    return grids[-1]
+def _interval(metrics: dict) -> tuple[float, float] | None:
+    ci = metrics.get("fid_domain_ci95")
+    return (float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
-    for needed in (layout.onnx, layout.onnx_sidecar, layout.metrics):
+    p = params.register
+    for needed in (layout.onnx, layout.onnx_sidecar, layout.metrics, layout.generator):
         if not needed.exists():
             raise DataError(f"{needed}: not found; run the stages before register (`dvc repro`)")
-    info = read_json(layout.onnx_sidecar)
-    if sha256_file(layout.onnx) != info["sha256"]:
+    sidecar = read_json(layout.onnx_sidecar)
+    if sha256_file(layout.onnx) != sidecar["sha256"]:
         raise DataError(f"{layout.onnx}: sha256 differs from {layout.onnx_sidecar}; rerun the export stage")
     metrics = read_json(layout.metrics)
-    all_params = params.model_dump()
     tags = {
         "git_commit": _git_commit(layout.root),
         "dataset_sha256": dataset_fingerprint(layout.prepared),
-        "params_sha256": hashlib.sha256(json.dumps(all_params, sort_keys=True).encode()).hexdigest(),
+        "params_sha256": hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True).encode()).hexdigest(),
         "evaluator_sha256": metrics["evaluator_sha256"],
-        "onnx_sha256": info["sha256"],
+        "onnx_sha256": sidecar["sha256"],
     }
-    flat_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    flat_metrics.update({f"floor_{k}": v for k, v in metrics["floor"].items()})
-    flat_metrics["onnx_parity_max_abs_diff"] = info["parity"]["max_abs_diff"]
-    record = register(
-        params.register,
-        layout.onnx,
-        info,
-        flat_metrics,
-        all_params,
-        [_latest_grid(layout.samples), layout.metrics, layout.train_history],
-        tags,
-    )
+    flat_metrics = numeric(metrics)
+    flat_metrics["onnx_parity_max_abs_diff"] = sidecar["parity"]["max_abs_diff"]
+
+    registry = open_registry(p, layout.root)
+    try:
+        with registry.lock():
+            registry.use_experiment(p.experiment)
+            run_id, version = log_pipeline(params, layout, sidecar, flat_metrics, tags, read_json)
+            challenger = Candidate(
+                version, float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics)
+            )
+            registry.tag(version, {**tags, **challenger.tags()})
+            champion = registry.candidate(p.champion_alias)
+            decision = decide(challenger, champion, p.promotion_margin)
+            registry.move_alias(p.challenger_alias, version, "newest candidate from the pipeline")
+            if decision.promote:
+                registry.move_alias(p.champion_alias, version, f"gate: {decision.reason}")
+            verdict = ("promoted: " if decision.promote else "kept champion: ") + decision.reason
+            registry.tag(version, {"gate_decision": verdict})
+            aliases = registry.show(version)["aliases"]
+    except RegistryError:
+        raise
+    except Exception as err:  # connection refused, HTTP errors, a locked database, ...
+        raise registry_error(registry.uri, err) from None
+
+    log.info("registered %s v%s; %s", p.model_name, version, verdict)
+    record = {
+        "tracking_uri": registry.uri,
+        "model_name": p.model_name,
+        "version": version,
+        "run_id": run_id,
+        "model_uri": f"models:/{p.model_name}/{version}",
+        "aliases": aliases,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "challenger": asdict(challenger),
+        "champion_before": asdict(champion) if champion else None,
+    }
     write_json(layout.registry, record)
     return record

@@ -1,0 +1,128 @@
+"""The ganops pipeline as a Prefect flow: the same stage functions as `dvc repro`, wired as tasks.
+
+    python pipelines/flow.py            run the pipeline once
+    python pipelines/flow.py serve      serve a deployment that retrains on params' schedule.cron
+
+Each task's cache key is what DVC would hash for the stage (ganops.stagekeys): its command,
+the content of its deps (code and data) and its params keys, all read from dvc.yaml. A rerun
+with nothing changed is all cache hits; a changed train.lr reruns train and what follows it.
+Results are stored in the project (.prefect/results), and a stage whose outputs were deleted
+is rerun, cache or not. No stage logic lives here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
+
+from ganops.errors import TransientRegistryError
+from ganops.stagekeys import missing_outputs, read_stages, stage_key
+from ganops.stages import STAGES, run_stage
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _cache_key(context, parameters: dict) -> str:
+    root, params_file = Path(parameters["root"]), Path(parameters["params_file"])
+    return stage_key(root, read_stages(root)[parameters["name"]], params_file)
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what may pass on its own: an unreachable or busy registry."""
+    try:
+        state.result()
+    except TransientRegistryError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(task_run_name="validate-params")
+def validate(params_file: str) -> None:
+    """Fail the run in its first task, with the CLI's message, when params.yaml is invalid."""
+    from ganops.config import load_params
+
+    load_params(params_file)
+
+
+@task(cache_key_fn=_cache_key, persist_result=True, task_run_name="{name}")
+def stage(name: str, root: str, params_file: str) -> dict:
+    return run_stage(name, Path(params_file), Path(root))
+
+
+def _report(results: dict[str, dict], cached: dict[str, bool]) -> str:
+    metrics, registry = results["evaluate"], results["register"]
+    rows = [
+        ("fid_domain", metrics["fid_domain"]),
+        ("kid_domain", metrics["kid_domain"]),
+        ("floor fid_domain", metrics["floor"]["fid_domain"]),
+        ("fid_domain / floor", metrics["fid_domain_floor_ratio"]),
+        ("evaluator test accuracy", results["evaluator"]["test_accuracy"]),
+        ("ONNX parity max abs diff", results["export"]["parity"]["max_abs_diff"]),
+    ]
+    table = "\n".join(f"| {name} | {value:.6g} |" for name, value in rows)
+    stages = ", ".join(f"{name} ({'cached' if hit else 'ran'})" for name, hit in cached.items())
+    verdict = "promoted to champion" if registry["promoted"] else "not promoted"
+    return (
+        f"# ganops pipeline\n\n| metric | value |\n|---|---|\n{table}\n\n"
+        f"**Registry:** {registry['model_name']} v{registry['version']} {verdict}: {registry['reason']}  \n"
+        f"aliases: {', '.join(registry['aliases']) or 'none'} · tracking: `{registry['tracking_uri']}`\n\n"
+        f"**Stages:** {stages}\n"
+    )
+
+
+@flow(name="ganops-pipeline", log_prints=True)
+def pipeline(root: str = str(PROJECT), params_file: str = "params.yaml") -> dict:
+    project = Path(root).resolve()
+    params_path = (project / params_file).resolve()
+    validate(str(params_path))
+    specs = read_stages(project)
+    results, cached = {}, {}
+    for name in STAGES:
+        options = {
+            "refresh_cache": bool(missing_outputs(project, specs[name])),
+            "result_storage": project / ".prefect" / "results",
+        }
+        if name == "register":
+            options.update(
+                retries=3,
+                retry_delay_seconds=exponential_backoff(backoff_factor=5),
+                retry_condition_fn=_transient,
+            )
+        state = stage.with_options(**options)(name, str(project), str(params_path), return_state=True)
+        results[name] = state.result()
+        cached[name] = state.name == "Cached"
+    get_run_logger().info("stages: %s", cached)
+    create_markdown_artifact(
+        markdown=_report(results, cached), key="ganops-pipeline", description="metrics and registry decision"
+    )
+    return {"results": results, "cached": cached}
+
+
+def serve() -> None:
+    from prefect.schedules import Cron
+
+    from ganops.config import load_params
+
+    schedule = load_params(PROJECT / "params.yaml").schedule
+    pipeline.serve(
+        name="ganops-retrain",
+        schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
+        parameters={"root": str(PROJECT), "params_file": "params.yaml"},
+        tags=["ganops"],
+        description="Retrain, evaluate, export and register the generator; champion moves only if better.",
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    elif sys.argv[1:]:
+        sys.exit("usage: python pipelines/flow.py [serve]")
+    else:
+        pipeline()

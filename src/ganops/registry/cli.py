@@ -1,0 +1,65 @@
+"""``ganops registry``: list, show, promote and roll back registered generator versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ganops.clitools import ParamsOption, user_errors
+
+app = typer.Typer(no_args_is_help=True, help="Inspect the model registry and move aliases by hand.")
+
+ReasonOption = typer.Option(..., "--reason", "-r", help="why; recorded on the version's tags")
+AliasOption = typer.Option(None, "--alias", help="alias to move (default: register.champion_alias)")
+
+
+def _open(params: Path):
+    from ganops.config import load_params
+    from ganops.registry.client import open_registry
+
+    register = load_params(params).register
+    return open_registry(register), register
+
+
+@app.command("list")
+def list_versions(params: Path = ParamsOption) -> None:
+    """One line per version: number, aliases, fid_domain, gate decision."""
+    with user_errors():
+        registry, _ = _open(params)
+        for v in registry.versions():
+            tags = v["tags"]
+            aliases = ",".join(v["aliases"]) or "-"
+            typer.echo(
+                f"v{v['version']:<4} {aliases:<22} fid_domain={tags.get('fid_domain', '?'):<22} "
+                f"{v['created']}  {tags.get('gate_decision', '')}"
+            )
+
+
+@app.command()
+def show(version: str, params: Path = ParamsOption) -> None:
+    """Everything the registry knows about VERSION, as JSON."""
+    with user_errors():
+        registry, _ = _open(params)
+        typer.echo(json.dumps(registry.show(version), indent=2))
+
+
+@app.command()
+def promote(
+    version: str, reason: str = ReasonOption, alias: str = AliasOption, params: Path = ParamsOption
+) -> None:
+    """Point the champion alias (or --alias) at VERSION, bypassing the gate."""
+    with user_errors():
+        registry, register = _open(params)
+        registry.move_alias(alias or register.champion_alias, version, f"promoted by hand: {reason}")
+        typer.echo(f"{registry.name}@{alias or register.champion_alias} -> v{version}")
+
+
+@app.command()
+def rollback(reason: str = ReasonOption, alias: str = AliasOption, params: Path = ParamsOption) -> None:
+    """Point the champion alias (or --alias) back at the version that held it before."""
+    with user_errors():
+        registry, register = _open(params)
+        version = registry.rollback(alias or register.champion_alias, reason)
+        typer.echo(f"{registry.name}@{alias or register.champion_alias} -> v{version}")

@@ -1,0 +1,144 @@
+"""Log one pipeline run to MLflow: a parent run with a nested run per stage.
+
+DVC runs each stage in its own process, so the register stage logs the whole pipeline after
+the fact from the files the stages wrote: per-step losses (with their step numbers), the
+sample grid of every epoch, each stage's params section and report. The parent run holds the
+model in two flavors: ONNX (registered; what ``ganops serve`` runs) and PyTorch (with an
+input example, for ``mlflow models serve`` and notebooks).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganops.config import Params
+from ganops.stages import Layout
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def numeric(tree: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in flatten(tree).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def _log_step_metrics(client, run_id: str, csv_path: Path) -> int:
+    """Every numeric column of a per-step CSV as an MLflow metric with its step."""
+    from mlflow.entities import Metric
+
+    if not csv_path.exists():
+        return 0
+    metrics = []
+    with open(csv_path) as f:
+        for row in csv.DictReader(f):
+            step = int(float(row["step"]))
+            for key, value in row.items():
+                if key not in ("step", "epoch") and value not in ("", None):
+                    metrics.append(Metric(key, float(value), 0, step))
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH], synchronous=True)
+    return len(metrics)
+
+
+def _signature(sidecar: dict, named: bool = True):
+    """Tensor signature; the PyTorch flavor takes one bare array, so its tensors are unnamed."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    z, images = (sidecar["input"]["name"], sidecar["output"]["name"]) if named else (None, None)
+    inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, sidecar["latent_dim"]), z)])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *sidecar["image_shape"]), images)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _stage_runs(mlflow, params: Params, layout: Layout, read_json) -> None:
+    from PIL import Image
+
+    reports = {
+        "prepare": (params.data, layout.prepared / "manifest.json"),
+        "evaluator": (params.evaluator, layout.evaluator_report),
+        "train": (params.train, layout.train_report),
+        "evaluate": (params.evaluate, layout.metrics),
+        "export": (params.export, layout.onnx_sidecar),
+    }
+    for stage, (section, report) in reports.items():
+        with mlflow.start_run(run_name=stage, nested=True) as run:
+            mlflow.set_tag("ganops.stage", stage)
+            mlflow.log_params(flatten(section.model_dump()))
+            if report.exists():
+                mlflow.log_metrics(numeric(read_json(report)))
+                mlflow.log_artifact(str(report))
+            if stage == "train":
+                mlflow.log_params(flatten(params.model.model_dump(), "model."))
+                count = _log_step_metrics(mlflow.MlflowClient(), run.info.run_id, layout.train_history)
+                log.info("logged %d per-step training metrics", count)
+                for grid in sorted(layout.samples.glob("epoch_*.png")):
+                    epoch = int(grid.stem.split("_")[1])
+                    mlflow.log_image(Image.open(grid), key="samples", step=epoch)
+
+
+def log_pipeline(
+    params: Params,
+    layout: Layout,
+    sidecar: dict,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    read_json,
+) -> tuple[str, str]:
+    """Log the run tree and both model flavors; returns (run_id, registered version)."""
+    import mlflow
+    import onnx
+    import torch
+
+    from ganops.training.loop import load_generator
+
+    latent_dim = sidecar["latent_dim"]
+    example = np.random.default_rng(params.seed).standard_normal((2, latent_dim), dtype=np.float32)
+    with mlflow.start_run(
+        run_name=f"pipeline-{tags['params_sha256'][:8]}", log_system_metrics=True
+    ) as parent:
+        mlflow.set_tags({**tags, "ganops.stage": "pipeline"})
+        mlflow.log_params(flatten(params.model_dump()))
+        mlflow.log_metrics(metrics)
+        _stage_runs(mlflow, params, layout, read_json)
+        grids = sorted(layout.samples.glob("epoch_*.png"))
+        if grids:
+            mlflow.log_artifact(str(grids[-1]))
+        info = mlflow.onnx.log_model(
+            onnx.load_model(str(layout.onnx)),
+            name="generator",
+            signature=_signature(sidecar),
+            input_example={sidecar["input"]["name"]: example},
+            registered_model_name=params.register.model_name,
+            pip_requirements=["onnxruntime", "onnx"],  # explicit: inferring them costs seconds
+        )
+        G, _ = load_generator(layout.generator, "cpu")
+        mlflow.pytorch.log_model(
+            G,
+            name="generator-pytorch",
+            signature=_signature(sidecar, named=False),
+            input_example=example,
+            # torch.export ("pt2") needs no pickling and, exported with batch 2, keeps the batch dynamic.
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+    return parent.info.run_id, str(info.registered_model_version)

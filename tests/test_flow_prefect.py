@@ -1,0 +1,101 @@
+"""Real Prefect flow runs (Prefect's test harness with a temporary API) over the tiny pipeline."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import tiny_params, write_params
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="module")
+def flow_module():
+    spec = importlib.util.spec_from_file_location("ganops_flow", REPO / "pipelines" / "flow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def project(tiny_idx, tmp_path, monkeypatch):
+    shutil.copytree(
+        REPO / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    shutil.copy(REPO / "dvc.yaml", tmp_path)
+    write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(key)
+    return tmp_path
+
+
+def ran(outcome: dict) -> list[str]:
+    return [name for name, hit in outcome["cached"].items() if not hit]
+
+
+def test_second_run_is_all_cache_hits_and_a_changed_lr_reruns_train_onwards(
+    prefect_api, flow_module, project
+):
+    first = flow_module.pipeline(root=str(project))
+    assert ran(first) == ["prepare", "evaluator", "train", "evaluate", "export", "register"]
+    assert first["results"]["register"]["aliases"] == ["challenger", "champion"]
+    assert (project / "mlflow.db").exists() and (project / "mlruns").is_dir()
+
+    second = flow_module.pipeline(root=str(project))
+    assert ran(second) == []
+    assert second["results"] == first["results"]
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = 1e-3
+    write_params(project / "params.yaml", params)
+    third = flow_module.pipeline(root=str(project))
+    assert ran(third) == ["train", "evaluate", "export", "register"]
+    assert third["results"]["register"]["version"] == "2"
+
+
+def test_deleted_outputs_are_rebuilt_despite_the_cache(prefect_api, flow_module, project):
+    flow_module.pipeline(root=str(project))
+    (project / "models" / "generator.onnx").unlink()
+    again = flow_module.pipeline(root=str(project))
+    assert "export" in ran(again) and "train" not in ran(again)
+    assert (project / "models" / "generator.onnx").exists()
+
+
+def test_invalid_params_fail_in_the_first_task_with_the_cli_message(prefect_api, flow_module, project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = -1
+    write_params(project / "params.yaml", params)
+    from ganops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.lr: must be > 0, got -1"):
+        flow_module.pipeline(root=str(project))
+    assert not (project / "data" / "prepared").exists()
+
+
+def test_markdown_artifact_has_metrics_and_decision(prefect_api, flow_module, project):
+    flow_module.pipeline(root=str(project))
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ganops-pipeline"]))
+        )
+    text = artifacts[-1].data
+    assert "| fid_domain |" in text and "**Registry:** ganops-generator v" in text
