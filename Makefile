@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup dataset run test lint format clean
+.PHONY: setup dataset browser run test lint format clean
 
 setup: $(STAMP) dataset
 
@@ -28,10 +28,17 @@ dataset:
 		|| echo "note: could not apt-get install dataset-fashion-mnist; prepare will try torchvision's downloader"; \
 	fi
 
+# The demo page's test drives Debian's headless Chromium; Playwright/Selenium browser downloads are not needed.
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) \
+		|| echo "note: could not apt-get install chromium chromium-driver; the browser test will be skipped"; \
+	fi
+
 run: setup
 	dvc repro
 
-test: setup
+test: setup browser
 	ruff check .
 	ruff format --check .
 	pytest

@@ -29,6 +29,12 @@ def export_tiny(root: Path) -> Layout:
     """models/generator.pt with non-trivial BatchNorm statistics, exported by the real export stage."""
     torch.manual_seed(0)
     G = build_generator(SPEC)
+    with (
+        torch.no_grad()
+    ):  # untrained DCGAN init gives near-constant gray; wider weights give visible patterns
+        for module in G.modules():
+            if isinstance(module, torch.nn.ConvTranspose2d):
+                module.weight.normal_(0.0, 0.3)
     G.train()
     with torch.no_grad():
         G(torch.randn(32, SPEC.latent_dim))

@@ -6,9 +6,9 @@ typo such as ``seeds`` is a 422 naming it instead of a silently ignored field.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ganops.serve.latents import MAX_SEED
 
@@ -18,26 +18,37 @@ FORMAT_HELP = (
 )
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema's "integer" includes 6.0, and some JSON encoders write whole numbers that way;
+    # strings, booleans and 6.5 still fail the strict int check.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
 def request_models(max_n: int, max_steps: int) -> tuple[type[Strict], type[Strict]]:
     class GenerateRequest(Strict):
-        n: int = Field(ge=1, le=max_n, description=f"number of images, 1..{max_n}")
-        seed: int = Field(ge=0, le=MAX_SEED, description="same seed, same images (as `ganops sample --seed`)")
-        class_: int | None = Field(
+        n: Int = Field(ge=1, le=max_n, description=f"number of images, 1..{max_n}")
+        seed: Int = Field(ge=0, le=MAX_SEED, description="same seed, same images (as `ganops sample --seed`)")
+        class_: Int | None = Field(
             None, alias="class", ge=0, description="class label, for conditional models only"
         )
         format: Format = Field("png", description=FORMAT_HELP)
 
     class InterpolateRequest(Strict):
-        seed_a: int = Field(ge=0, le=MAX_SEED, description="start: the first image of this seed")
-        seed_b: int = Field(ge=0, le=MAX_SEED, description="end: the first image of this seed")
-        steps: int = Field(
+        seed_a: Int = Field(ge=0, le=MAX_SEED, description="start: the first image of this seed")
+        seed_b: Int = Field(ge=0, le=MAX_SEED, description="end: the first image of this seed")
+        steps: Int = Field(
             8, ge=2, le=max_steps, description=f"images on the path, ends included, 2..{max_steps}"
         )
-        class_: int | None = Field(
+        class_: Int | None = Field(
             None, alias="class", ge=0, description="class label, for conditional models only"
         )
         format: Format = Field("png", description=FORMAT_HELP)
