@@ -4,8 +4,9 @@ import torch
 
 from ganops.config import parse_params
 from ganops.data.prepared import PreparedSplit, fit_to_size, to_unit_range
-from ganops.metrics.evaluator import DomainFeatures, accuracy_on, train_evaluator
-from ganops.metrics.fid import DomainMetrics
+from ganops.metrics.evaluator import accuracy_on, train_evaluator
+from ganops.metrics.features import DomainFeaturesAndLogits, extract
+from ganops.metrics.fid import fid, kid
 
 from conftest import fabricate_images, tiny_params
 
@@ -35,23 +36,25 @@ def test_evaluator_learns_the_classes(evaluator):
     assert accuracy == accuracy_on(model, split(256, 2), torch.device("cpu"))
 
 
+def features(model, images):
+    return extract(DomainFeaturesAndLogits(model), batches(images), "cpu").features
+
+
 def test_fid_real_vs_real_is_near_floor_and_noise_is_far_above(evaluator):
-    metrics = DomainMetrics(DomainFeatures(evaluator[0]), kid_subsets=5, kid_subset_size=100, device="cpu")
-    metrics.add_reference(batches(split(512, 3).images))
-    floor = metrics.score(batches(split(512, 4).images))
-    again = metrics.score(batches(split(512, 5).images))
-    noise = metrics.score(torch.rand(512, 1, 16, 16).mul(2).sub(1).split(128))
-    assert again["fid"] < 2 * floor["fid"] + 1e-3
-    assert noise["fid"] > 10 * floor["fid"]
-    assert noise["kid"] > 10 * abs(floor["kid"])
+    model = evaluator[0]
+    reference = features(model, split(512, 3).images)
+    floor = fid(reference, features(model, split(512, 4).images))
+    again = fid(reference, features(model, split(512, 5).images))
+    noise_images = torch.rand(512, 1, 16, 16).mul(2).sub(1)
+    noise = extract(DomainFeaturesAndLogits(model), noise_images.split(128), "cpu").features
+    assert again < 2 * floor + 1e-3
+    assert fid(reference, noise) > 10 * floor
+    floor_kid, _ = kid(reference, features(model, split(512, 4).images), 5, 100, seed=0)
+    noise_kid, _ = kid(reference, noise, 5, 100, seed=0)
+    assert noise_kid > 10 * abs(floor_kid)
 
 
-def test_reference_features_survive_between_scores(evaluator):
-    metrics = DomainMetrics(DomainFeatures(evaluator[0]), kid_subsets=5, kid_subset_size=100, device="cpu")
-    metrics.add_reference(batches(split(256, 3).images))
-    candidate = split(256, 4).images
-    torch.manual_seed(0)
-    first = metrics.score(batches(candidate))
-    torch.manual_seed(0)
-    second = metrics.score(batches(candidate))
-    assert first == second
+def test_kid_is_reproducible_from_its_seed(evaluator):
+    model = evaluator[0]
+    reference, candidate = features(model, split(256, 3).images), features(model, split(256, 4).images)
+    assert kid(reference, candidate, 5, 100, seed=0) == kid(reference, candidate, 5, 100, seed=0)

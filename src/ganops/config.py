@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ganops.errors import ConfigError
 
@@ -39,6 +47,14 @@ class DataParams(Section):
     # Caps on the number of images taken (the first N of each split); null keeps them all.
     max_train: int | None = Field(None, ge=1)
     max_test: int | None = Field(None, ge=1)
+    # Channel conversion: 1 (gray) or 3 (RGB); null keeps the source's own.
+    channels: Literal[1, 3] | None = None
+    # Drop exact duplicate images (after preprocessing) within each split.
+    deduplicate: bool = False
+    # Unreadable image files: skip them and count them in the manifest, or stop naming the file.
+    on_corrupt: Literal["skip", "fail"] = "skip"
+    # Share of images held out as the test split for sources without one (imagefolder, celeba, digits).
+    test_fraction: float = Field(0.1, gt=0, lt=1)
 
     @field_validator("source")
     @classmethod
@@ -64,6 +80,11 @@ class ModelParams(Section):
     latent_dim: int = Field(64, ge=1)
     g_width: int = Field(32, ge=1)
     d_width: int = Field(32, ge=1)
+    # Class-conditional G (label embedding) and D (projection); needs a labelled dataset.
+    conditional: bool = False
+    # Spectral normalization of D's layers (D then has no batch norm).
+    spectral_norm: bool = False
+    d_dropout: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("arch")
     @classmethod
@@ -71,6 +92,19 @@ class ModelParams(Section):
         from ganops.models import ARCHITECTURES
 
         return _one_of(ARCHITECTURES.names(), name)
+
+    @field_validator("conditional")
+    @classmethod
+    def _conditional_exists(cls, conditional: bool, info: ValidationInfo) -> bool:
+        from ganops.models import conditional_architectures
+
+        arch = info.data.get("arch")
+        if conditional and arch is not None and arch not in conditional_architectures():
+            raise ValueError(
+                f"{arch} has no class-conditional variant; use one of "
+                f"{', '.join(conditional_architectures())} or set model.conditional to false"
+            )
+        return conditional
 
 
 class TrainParams(Section):
@@ -81,14 +115,34 @@ class TrainParams(Section):
     batch_size: int = Field(64, ge=1)
     loss: str = "non_saturating"
     lr: float = Field(2e-4, gt=0)
+    # Two time-scale update rule (Heusel et al., 2017): separate rates; null means train.lr.
+    lr_g: float | None = Field(None, gt=0)
+    lr_d: float | None = Field(None, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    # D steps per G step (WGAN's critic iterations); each D step takes the next real batch.
+    n_critic: int = Field(1, ge=1)
+    # One-sided label smoothing: D's target for real images is 1 - this (cross-entropy losses only).
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    clip_value: float = Field(0.01, gt=0)  # WGAN weight clipping range
+    gp_weight: float = Field(10.0, ge=0)  # WGAN-GP penalty weight
+    r1_gamma: float = Field(0.0, ge=0)  # R1 penalty weight on real images (0: off); any loss
+    # Train-time augmentation: hflip (real images) and DiffAugment's color, translation, cutout
+    # (applied to real and fake images alike, differentiably; Zhao et al., 2020).
+    augment: list[Literal["hflip", "color", "translation", "cutout"]] = []
     # Exponential moving average of G's weights; the averaged weights are evaluated and exported.
     ema_decay: float = Field(0.999, ge=0, lt=1)
     checkpoint_every: int = Field(200, ge=1)
     grid_size: int = Field(64, ge=1, le=1024)
     # bf16 autocast and channels_last; "auto" turns them on for CUDA only.
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"
+    # Live quality: every eval_every steps (0: off), FID of eval_samples EMA samples and class
+    # coverage go to reports/train/live.csv; the best step by that FID is kept as best.pt.
+    eval_every: int = Field(0, ge=0)
+    eval_samples: int = Field(1000, ge=2)
+    # Fewer than this share of classes covered (>= 1% of samples each) is a mode-collapse warning.
+    collapse_coverage: float = Field(0.5, ge=0, le=1)
+    stop_on_collapse: bool = False
 
     @field_validator("device")
     @classmethod
@@ -104,6 +158,19 @@ class TrainParams(Section):
 
         return _one_of(LOSSES.names(), name)
 
+    @field_validator("label_smoothing")
+    @classmethod
+    def _smoothing_fits_loss(cls, smoothing: float, info: ValidationInfo) -> float:
+        from ganops.losses import LOSSES
+
+        loss = info.data.get("loss")
+        if smoothing > 0 and loss is not None and not LOSSES.get(loss).smoothable:
+            smoothable = [n for n in LOSSES.names() if LOSSES.get(n).smoothable]
+            raise ValueError(
+                f"applies to the cross-entropy losses ({', '.join(smoothable)}), not {loss}; set it to 0"
+            )
+        return smoothing
+
 
 class EvaluateParams(Section):
     num_samples: int = Field(10_000, ge=2)
@@ -111,6 +178,24 @@ class EvaluateParams(Section):
     batch_size: int = Field(500, ge=1)
     kid_subsets: int = Field(50, ge=1)
     kid_subset_size: int = Field(1000, ge=2)
+    # Which metrics to compute (see ganops.metrics.METRICS); fid is always computed.
+    metrics: list[str] = ["fid", "kid", "is", "prdc", "classes", "fid_bootstrap", "fid_inception"]
+    prdc_samples: int = Field(5000, ge=10)  # per side, for precision/recall/density/coverage
+    prdc_k: int = Field(5, ge=1)
+    bootstrap: int = Field(50, ge=2)  # resamples of the generated features for FID's 95% interval
+    # Inception-v3 FID weights (torch-fidelity's pt_inception-2015-12-05 file); null looks in the
+    # torch hub cache. Without the file fid_inception is omitted, never faked.
+    inception_weights: str | None = None
+    inception_samples: int = Field(10_000, ge=2)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        from ganops.metrics import METRICS
+
+        for name in names:
+            _one_of(METRICS.names(), name)
+        return names
 
 
 class ExportParams(Section):

@@ -1,9 +1,12 @@
 """Raw data sources, looked up by name (``data.source`` in params.yaml).
 
-A source is a function ``(root) -> RawDataset`` returning uint8 images shaped (N, C, H, W)
-at their native size, with integer labels when the dataset has them. Everything after that
-(resizing, normalization, hashing) is shared, so adding CIFAR-10, CelebA or an image folder
-means writing one more function with ``@SOURCES.register("name")``.
+A source is a function ``(root, options) -> RawDataset`` returning uint8 images shaped
+(N, C, H, W), with integer labels when the dataset has them. Array datasets (the IDX ones,
+CIFAR-10, digits) come at their native size; sources that decode image files (celeba,
+imagefolder) resize each file as they read it (shorter side to ``image_size``, centre crop),
+since the files differ in size. Everything after that (channels, resizing, duplicates,
+normalization, hashing) is shared in the prepare stage. Adding a source means writing one more
+function with ``@SOURCES.register("name")``; each one lives in its own module below.
 """
 
 from __future__ import annotations
@@ -37,10 +40,29 @@ class RawDataset:
     train: Split
     test: Split
     class_names: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # unreadable files left out (data.on_corrupt: skip)
 
 
-SourceFn = Callable[[Path | None], RawDataset]
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a source that decodes files needs from ``data``; array sources ignore it."""
+
+    image_size: int = 32
+    on_corrupt: str = "skip"
+    test_fraction: float = 0.1
+
+
+SourceFn = Callable[[Path | None, LoadOptions], RawDataset]
 SOURCES: Registry[SourceFn] = Registry("data source")
+
+
+def held_out(n: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """A fixed test mask for sources without a test split: ``fraction`` of n, chosen by a seeded shuffle."""
+    mask = np.zeros(n, dtype=bool)
+    if n > 1:
+        count = min(n - 1, max(1, round(n * fraction)))
+        mask[np.random.default_rng(seed).permutation(n)[:count]] = True
+    return mask
 
 
 @dataclass(frozen=True)
@@ -86,7 +108,7 @@ class IdxLayout:
             ) from None
         return raw_dir / self.torchvision_class / "raw"
 
-    def load(self, root: Path | None) -> RawDataset:
+    def load(self, root: Path | None, options: LoadOptions | None = None) -> RawDataset:
         if root is not None:
             found = self.find(root)
             if found is None:
@@ -126,3 +148,7 @@ MNIST = IdxLayout("mnist", Path("/usr/share/datasets/mnist"), "MNIST", tuple(str
 
 SOURCES.register("fashion-mnist")(FASHION_MNIST.load)
 SOURCES.register("mnist")(MNIST.load)
+
+
+# The other sources register themselves on import.
+from ganops.data import cifar, digits, folders  # noqa: E402,F401

@@ -1,48 +1,86 @@
-"""FID and KID in the domain feature space, computed with torchmetrics.
+"""FID, KID and IS on precomputed features, computed with torchmetrics.
 
-The reference set is the test split. Its features are extracted once and kept
-(``reset_real_features=False``) while two candidate sets are scored against it: real train
-images (the floor: what a perfect generator would get with this many samples) and the
-generator's samples.
+Features are extracted once per image set (see ``features.py``) and handed to torchmetrics
+through a pass-through "feature extractor", so one pass over the images serves every metric,
+and the reference set's features can be cached. Names say which feature space was used
+(``fid_domain``: the evaluator CNN; ``fid_inception``: Inception-v3).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 
+import numpy as np
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from ganops.metrics.evaluator import DomainFeatures
+
+class _Given(nn.Module):
+    """Pass-through: the 'images' torchmetrics sees are already feature vectors."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
 
 
-class DomainMetrics:
-    def __init__(
-        self, features: DomainFeatures, kid_subsets: int, kid_subset_size: int, device: torch.device
-    ):
-        self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False).to(device)
-        with warnings.catch_warnings():  # "KID keeps all features in memory": intended, they are small
-            warnings.simplefilter("ignore", UserWarning)
-            self.kid = KernelInceptionDistance(
-                feature=features, subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
-            ).to(device)
-        self.device = device
+def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return float(metric.compute())
 
-    def add_reference(self, batches: Iterable[torch.Tensor]) -> None:
-        for images in batches:
-            images = images.to(self.device)
-            self.fid.update(images, real=True)
-            self.kid.update(images, real=True)
 
-    def score(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
-        """FID/KID of ``batches`` (float images in [-1, 1]) against the reference set."""
-        self.fid.reset()
-        self.kid.reset()
-        for images in batches:
-            images = images.to(self.device)
-            self.fid.update(images, real=False)
-            self.kid.update(images, real=False)
-        kid_mean, kid_std = self.kid.compute()
-        return {"fid": float(self.fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+def kid(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int, seed: int
+) -> tuple[float, float]:
+    """KID mean and std over ``subsets`` random subsets (drawn from torch's global stream, seeded here)."""
+    with warnings.catch_warnings():  # "KID keeps all features in memory": intended, they are small
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(
+            feature=_Given(real.shape[1]), subsets=subsets, subset_size=min(subset_size, len(real), len(fake))
+        )
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    torch.manual_seed(seed)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_score(logits: torch.Tensor, seed: int, splits: int = 10) -> tuple[float, float]:
+    """IS = exp E[KL(p(y|x) || p(y))] with the domain classifier's p(y|x) (``is_domain``)."""
+    with warnings.catch_warnings():  # "IS keeps all features in memory": intended, they are logits
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=nn.Identity(), splits=splits)
+    metric.update(logits.double())
+    torch.manual_seed(seed)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def _stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    f = features.double()
+    mu = f.mean(0)
+    centred = f - mu
+    return mu, centred.T @ centred / (len(f) - 1)
+
+
+def fid_bootstrap(
+    real: torch.Tensor, fake: torch.Tensor, resamples: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of FID over bootstrap resamples (with replacement) of the generated set."""
+    mu_r, sigma_r = _stats(real)
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(resamples):
+        idx = torch.randint(0, len(fake), (len(fake),), generator=generator)
+        mu_f, sigma_f = _stats(fake[idx])
+        values.append(float(_compute_fid(mu_r, sigma_r, mu_f, sigma_f)))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

@@ -2,7 +2,13 @@
 
 An architecture is a class with ``generator(spec)`` and ``discriminator(spec)`` builders and
 the image sizes it supports. ``ArchSpec`` is everything needed to rebuild a network; it is
-saved next to the weights in models/generator.pt.
+saved next to the weights in models/generator.pt (fields added later have defaults, so older
+files still load).
+
+Every generator is called as ``G(z)`` or ``G(z, y)`` and every discriminator as ``D(x)`` or
+``D(x, y)``; unconditional networks ignore ``y``. A class-conditional generator called without
+labels draws them from ``z`` itself (``LatentClasses``), so ``G(z)`` stays a complete sampler
+that ONNX export and serving use unchanged.
 """
 
 from __future__ import annotations
@@ -24,12 +30,21 @@ class ArchSpec:
     channels: int
     g_width: int
     d_width: int
+    num_classes: int = 0  # > 0: class-conditional (label embedding in G, projection in D)
+    spectral_norm: bool = False  # spectral normalization of D's layers (then D has no batch norm)
+    d_dropout: float = 0.0  # dropout after each hidden activation of D
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
 
 class Architecture(Protocol):
+    conditional: bool  # whether a class-conditional variant exists
+
     def supports(self, image_size: int) -> bool: ...
     def sizes(self) -> str: ...
     def generator(self, spec: ArchSpec) -> nn.Module: ...
@@ -46,6 +61,12 @@ def _arch(spec: ArchSpec) -> Architecture:
             f"model.arch: {spec.arch} cannot build {spec.image_size}x{spec.image_size} images; "
             f"it supports {arch.sizes()} (set data.image_size)"
         )
+    if spec.conditional and not arch.conditional:
+        conditional = [name for name in ARCHITECTURES.names() if ARCHITECTURES.get(name).conditional]
+        raise ConfigError(
+            f"model.conditional: {spec.arch} has no class-conditional variant; "
+            f"use one of {', '.join(conditional)} or set model.conditional to false"
+        )
     return arch
 
 
@@ -57,5 +78,9 @@ def build_discriminator(spec: ArchSpec) -> nn.Module:
     return _arch(spec).discriminator(spec)
 
 
+def conditional_architectures() -> list[str]:
+    return [name for name in ARCHITECTURES.names() if ARCHITECTURES.get(name).conditional]
+
+
 # Registration happens on import of the modules below.
-from ganops.models import dcgan, mlp  # noqa: E402,F401
+from ganops.models import dcgan, mlp, resnet  # noqa: E402,F401

@@ -2,6 +2,8 @@
 
 Shapes are written for the default 32x32 gray images with width w: G goes 4 -> 8 -> 16 -> 32
 with (4w, 2w, w) channels, D mirrors it. Each extra doubling of the size adds one block.
+Options: spectral norm in D (then D has no batch norm, as in SNGAN's "standard CNN"), dropout
+in D, and a class-conditional variant (label embedding in G, projection in D).
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import is_parametrized
 
 from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models.layers import ConditionalInput, ProjectionHead, d_activation, sn
 
 
 def dcgan_init(module: nn.Module) -> None:
     """The paper's initialization: conv weights ~ N(0, 0.02), BN weights ~ N(1, 0.02), BN bias 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        # under spectral norm, ``weight`` is computed: initialize the stored original instead
+        weight = module.parametrizations.weight.original if is_parametrized(module) else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -32,9 +38,11 @@ class Generator(nn.Module):
         super().__init__()
         n = _doublings(spec.image_size)
         width = spec.g_width * 2 ** (n - 1)
+        self.cond = ConditionalInput(spec.num_classes, spec.latent_dim) if spec.conditional else None
+        z_dim = spec.latent_dim * (2 if spec.conditional else 1)
         layers: list[nn.Module] = [
-            # z: latent_dim x 1 x 1 -> (4w) x 4 x 4
-            nn.ConvTranspose2d(spec.latent_dim, width, 4, 1, 0, bias=False),
+            # z (+ label embedding): z_dim x 1 x 1 -> (4w) x 4 x 4
+            nn.ConvTranspose2d(z_dim, width, 4, 1, 0, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
         ]
@@ -52,8 +60,9 @@ class Generator(nn.Module):
         self.latent_dim = spec.latent_dim
         self.apply(dcgan_init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if self.cond is None else self.cond(z, y)  # (N, z_dim)
+        return self.net(h.view(z.shape[0], -1, 1, 1))
 
 
 class Discriminator(nn.Module):
@@ -61,31 +70,38 @@ class Discriminator(nn.Module):
         super().__init__()
         n = _doublings(spec.image_size)
         width = spec.d_width
+        use_bn = not spec.spectral_norm
         layers: list[nn.Module] = [
             # channels x 32 x 32 -> (w) x 16 x 16; no BN on the input layer, as in the paper
-            nn.Conv2d(spec.channels, width, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(spec.channels, width, 4, 2, 1, bias=not use_bn), spec.spectral_norm),
+            *d_activation(spec.d_dropout),
         ]
         for _ in range(n - 1):
             # (w) x 16 x 16 -> (2w) x 8 x 8 -> (4w) x 4 x 4
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers.append(sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=not use_bn), spec.spectral_norm))
+            layers += [nn.BatchNorm2d(width * 2)] if use_bn else []
+            layers += d_activation(spec.d_dropout)
             width *= 2
-        # (4w) x 4 x 4 -> 1 x 1 x 1: one logit per image
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
+        # (4w) x 4 x 4 -> 1 x 1 x 1: one logit per image
+        self.out = sn(nn.Conv2d(width, 1, 4, 1, 0, bias=False), spec.spectral_norm)
+        self.project = (
+            ProjectionHead(spec.num_classes, width, spec.spectral_norm) if spec.conditional else None
+        )
         self.apply(dcgan_init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.net(x)  # (4w) x 4 x 4
+        logit = self.out(h).flatten()  # (N,)
+        if self.project is not None:
+            logit = logit + self.project(h.sum(dim=(2, 3)), y)  # + <embed(y), sum-pooled h>
+        return logit
 
 
 @ARCHITECTURES.register("dcgan")
 class DCGAN:
     SIZES = (16, 32, 64, 128, 256)
+    conditional = True
 
     def supports(self, image_size: int) -> bool:
         return image_size in self.SIZES

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models.layers import d_activation, sn
 
 
 class Generator(nn.Module):
@@ -23,7 +24,7 @@ class Generator(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.shape)
 
 
@@ -33,19 +34,21 @@ class Discriminator(nn.Module):
         hidden = spec.d_width * 8
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(spec.channels * spec.image_size**2, hidden * 2),  # C*H*W -> 16w
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(hidden * 2, hidden),  # 16w -> 8w
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(hidden, 1),  # 8w -> 1 logit
+            sn(nn.Linear(spec.channels * spec.image_size**2, hidden * 2), spec.spectral_norm),  # C*H*W -> 16w
+            *d_activation(spec.d_dropout),
+            sn(nn.Linear(hidden * 2, hidden), spec.spectral_norm),  # 16w -> 8w
+            *d_activation(spec.d_dropout),
+            sn(nn.Linear(hidden, 1), spec.spectral_norm),  # 8w -> 1 logit
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x).flatten()
 
 
 @ARCHITECTURES.register("mlp")
 class MLP:
+    conditional = False
+
     def supports(self, image_size: int) -> bool:
         return 8 <= image_size <= 64
 

@@ -1,18 +1,28 @@
-"""evaluate: fid_domain / kid_domain of the generator and of real data (the floor) -> reports/metrics.json."""
+"""evaluate: the generator's sample quality and the real-data floor -> reports/metrics.json.
+
+Reference set: the test split. Candidates: ``num_samples`` EMA-generator samples, and
+``num_real`` real train images (the floor: what a perfect generator would get with this many
+samples). Every metric in ``evaluate.metrics`` is computed for both, in the domain feature space
+(the evaluator CNN); ``fid_inception`` only for the generator and only with local weights.
+Real features are cached by content hash (ganops.metrics.cache).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from ganops.config import Params
 from ganops.data.prepared import load_split, to_unit_range
 from ganops.files import sha256_file, write_json
-from ganops.metrics.evaluator import DomainFeatures, load_evaluator
-from ganops.metrics.fid import DomainMetrics
+from ganops.metrics import MetricContext, compute
+from ganops.metrics.cache import cache_folder, cache_key, cached_features
+from ganops.metrics.evaluator import load_evaluator
+from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.progress import Progress
 from ganops.runtime import pick_device, seeded_generator
 from ganops.stages import Layout
@@ -21,7 +31,7 @@ from ganops.training.loop import load_generator
 log = logging.getLogger(__name__)
 
 
-def _real_batches(images, count: int, batch: int, desc: str) -> Iterator[torch.Tensor]:
+def _real_batches(images: np.ndarray, count: int, batch: int, desc: str) -> Iterator[torch.Tensor]:
     count = min(count, len(images))
     with Progress(count, desc, unit="img") as progress:
         for start in range(0, count, batch):
@@ -42,45 +52,79 @@ def _generated_batches(
             yield G(torch.randn(n, latent_dim, generator=noise).to(device)).float()
 
 
-def run(params: Params, layout: Layout, **_) -> dict:
+def run(params: Params, layout: Layout, inception_builder: Callable | None = None, **_) -> dict:
     p = params.evaluate
     device = pick_device(params.train.device)
     began = time.perf_counter()
     G, spec = load_generator(layout.generator, device)
-    metrics = DomainMetrics(
-        DomainFeatures(load_evaluator(layout.evaluator, device)), p.kid_subsets, p.kid_subset_size, device
+    net = DomainFeaturesAndLogits(load_evaluator(layout.evaluator, device))
+    evaluator_sha = sha256_file(layout.evaluator)
+    test, train = load_split(layout.prepared, "test"), load_split(layout.prepared, "train")
+    n_real = min(p.num_real, len(train.images))
+    cache = cache_folder(layout.root)
+
+    def real_features(split: str, images: np.ndarray, count: int, desc: str):
+        key = cache_key(layout.prepared, split, count, evaluator_sha)
+        return cached_features(
+            cache, key, lambda: extract(net, _real_batches(images, count, p.batch_size, desc), device)
+        )
+
+    reference = real_features("test", test.images, len(test.images), "reference (test)")
+    floor_set = real_features("train", train.images, n_real, "floor (train)")
+    generate = lambda count: _generated_batches(G, spec.latent_dim, count, p.batch_size, params.seed, device)  # noqa: E731
+    fake = extract(net, generate(p.num_samples), device)
+
+    def context(candidate, **extra) -> MetricContext:
+        return MetricContext(
+            real=reference,
+            fake=candidate,
+            real_labels=None if test.labels is None else torch.from_numpy(test.labels),
+            num_classes=net.classifier.head.out_features,
+            seed=params.seed,
+            kid_subsets=p.kid_subsets,
+            kid_subset_size=p.kid_subset_size,
+            prdc_samples=p.prdc_samples,
+            prdc_k=p.prdc_k,
+            bootstrap=p.bootstrap,
+            **extra,
+        )
+
+    n_inception = min(p.inception_samples, p.num_samples, len(test.images))
+    model_ctx = context(
+        fake,
+        real_images=lambda: _real_batches(test.images, n_inception, p.batch_size, "inception (test)"),
+        fake_images=lambda: generate(n_inception),
+        inception_weights=p.inception_weights,
+        inception_builder=inception_builder,
+        device=str(device),
     )
-    test = load_split(layout.prepared, "test")
-    train = load_split(layout.prepared, "train")
-    metrics.add_reference(_real_batches(test.images, len(test.images), p.batch_size, "reference (test)"))
-    torch.manual_seed(params.seed)  # KID draws its subsets from the global generator
-    floor = metrics.score(_real_batches(train.images, p.num_real, p.batch_size, "floor (train)"))
-    torch.manual_seed(params.seed)
-    model = metrics.score(
-        _generated_batches(G, spec.latent_dim, p.num_samples, p.batch_size, params.seed, device)
-    )
+    model = compute(p.metrics, model_ctx)
+    floor = compute([m for m in p.metrics if m not in ("fid_bootstrap", "fid_inception")], context(floor_set))
     report = {
-        "fid_domain": model["fid"],
-        "kid_domain": model["kid"],
-        "kid_domain_std": model["kid_std"],
-        "floor": {"fid_domain": floor["fid"], "kid_domain": floor["kid"]},
-        "fid_domain_floor_ratio": model["fid"] / max(floor["fid"], 1e-12),
+        **model,
+        "floor": floor,
+        "fid_domain_floor_ratio": model["fid_domain"] / max(floor["fid_domain"], 1e-12),
         "counts": {
             "generated": p.num_samples,
-            "floor_real": min(p.num_real, len(train.images)),
+            "floor_real": n_real,
             "reference": len(test.images),
             "reference_split": "test",
+            "prdc": min(p.prdc_samples, p.num_samples, len(test.images)),
+            "fid_inception": n_inception if "fid_inception" in model else 0,
         },
-        "evaluator_sha256": sha256_file(layout.evaluator),
+        "notes": model_ctx.notes,
+        "evaluator_sha256": evaluator_sha,
         "generator_sha256": sha256_file(layout.generator),
         "seconds": round(time.perf_counter() - began, 2),
     }
     write_json(layout.metrics, report)
+    for note in model_ctx.notes:
+        log.info("%s", note)
     log.info(
         "fid_domain %.3f (floor %.3f, ratio %.2f), kid_domain %.4f",
         report["fid_domain"],
-        floor["fid"],
+        floor["fid_domain"],
         report["fid_domain_floor_ratio"],
-        report["kid_domain"],
+        report.get("kid_domain", float("nan")),
     )
     return report

@@ -1,31 +1,62 @@
-"""prepare: raw dataset -> data/prepared/{train,test}.npy (+ labels) and manifest.json."""
+"""prepare: raw dataset -> data/prepared/{train,test}.npy (+ labels) and manifest.json.
+
+Preprocessing, in order: the source's own decoding (files: shorter side resized, centre crop),
+the caps (first N of each split), channel conversion, fit to ``image_size`` (pad or resize),
+exact-duplicate removal within each split. The manifest records what was done and counted.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ganops.config import Params
+from ganops.data.images import convert_channels
 from ganops.data.prepared import PreparedSplit, fit_to_size, write_prepared
-from ganops.data.sources import SOURCES
+from ganops.data.sources import SOURCES, LoadOptions
+from ganops.errors import DataError
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
 
 
+def first_occurrences(images: np.ndarray) -> np.ndarray:
+    """Indices of the first copy of each distinct image (exact bytes), in order."""
+    seen: dict[bytes, int] = {}
+    for i, image in enumerate(images):
+        seen.setdefault(image.tobytes(), i)
+    return np.fromiter(sorted(seen.values()), dtype=np.int64)
+
+
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.data
-    raw = SOURCES.get(p.source)(Path(p.root) if p.root else None)
-    splits = {}
+    options = LoadOptions(p.image_size, p.on_corrupt, p.test_fraction)
+    raw = SOURCES.get(p.source)(Path(p.root) if p.root else None, options)
+    splits, duplicates = {}, {}
     for split, cap in (("train", p.max_train), ("test", p.max_test)):
         data = getattr(raw, split)
         images, labels = data.images[:cap], (data.labels[:cap] if data.labels is not None else None)
-        splits[split] = PreparedSplit(fit_to_size(images, p.image_size), labels)
+        if len(images) == 0:
+            raise DataError(f"{p.source}: the {split} split is empty; add images or lower data.test_fraction")
+        images = fit_to_size(convert_channels(images, p.channels), p.image_size)
+        duplicates[split] = 0
+        if p.deduplicate:
+            keep = first_occurrences(images)
+            duplicates[split] = len(images) - len(keep)
+            images, labels = images[keep], (labels[keep] if labels is not None else None)
+        splits[split] = PreparedSplit(images, labels)
     info = {
         "source": raw.name,
         "origin": raw.origin,
         "native_shape": list(raw.train.images.shape[1:]),
         "image_size": p.image_size,
+        "channels": int(splits["train"].images.shape[1]),
+        "deduplicate": p.deduplicate,
+        "duplicates_removed": duplicates,
+        "corrupt_skipped": len(raw.skipped),
+        "corrupt_files": list(raw.skipped[:20]),  # the first few, to find them
         "class_names": list(raw.class_names),
     }
     manifest = write_prepared(layout.prepared, splits, info)
@@ -37,4 +68,10 @@ def run(params: Params, layout: Layout, **_) -> dict:
         counts,
         manifest["splits"]["train"]["shape"],
     )
+    if raw.skipped:
+        log.warning(
+            "skipped %d unreadable image files (data.on_corrupt: skip), e.g. %s",
+            len(raw.skipped),
+            raw.skipped[0],
+        )
     return manifest

@@ -1,4 +1,4 @@
-"""train: the GAN -> models/generator.pt, checkpoints, per-epoch sample grids, loss history."""
+"""train: the GAN -> models/generator.pt, checkpoints, per-epoch sample grids, loss and live-FID history."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from ganops.config import Params
 from ganops.files import write_json
+from ganops.metrics.cache import cache_folder
 from ganops.stages import Layout
 from ganops.training.loop import TrainPaths, train
 
@@ -15,7 +16,14 @@ log = logging.getLogger(__name__)
 
 def run(params: Params, layout: Layout, **_) -> dict:
     paths = TrainPaths(
-        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+        layout.prepared,
+        layout.generator,
+        layout.checkpoints,
+        layout.samples,
+        layout.train_history,
+        evaluator=layout.evaluator,
+        live=layout.train_history.parent / "live.csv",
+        feature_cache=cache_folder(layout.root),
     )
     result = asdict(train(params, paths))
     write_json(layout.train_report, result)

@@ -1,10 +1,12 @@
 """The GAN training loop.
 
-The whole algorithm is visible in ``train``: sample a batch, update D on real and fake,
-update G, average G's weights, log. Everything else (checkpoints, EMA, grids, progress) sits
-behind small helpers. Randomness comes from three seeded sources so that a resumed run
-replays it exactly: the weights' init (``seed``), each epoch's shuffle (``seed``, epoch) and the
-latent noise (a generator whose state is checkpointed).
+The whole algorithm is visible in ``train``: take a batch, update D on real and fake
+(``n_critic`` times), update G, average G's weights, log, now and then measure. Everything
+else (checkpoints, EMA, penalties, augmentation, live FID, grids, progress) sits behind small
+helpers. Randomness comes from seeded sources so that a resumed run replays it exactly: the
+weights' init (``seed``), each epoch's shuffle (``seed``, epoch), the latent noise (a generator
+whose state is checkpointed), and per step (``seed``, step) a generator for augmentation and
+penalty mixing plus torch's global stream for dropout.
 """
 
 from __future__ import annotations
@@ -22,29 +24,37 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from ganops.config import Params
-from ganops.data.prepared import dataset_fingerprint, load_split, to_unit_range
-from ganops.errors import DataError, TrainingError
+from ganops.config import Params, TrainParams
+from ganops.data.prepared import dataset_fingerprint, load_split
+from ganops.errors import ConfigError, DataError, TrainingError
 from ganops.files import atomic_path, save_torch
-from ganops.losses import LOSSES
+from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalty, r1_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
+from ganops.models.layers import labels_for
 from ganops.progress import Progress
 from ganops.runtime import pick_device, seed_everything, seeded_generator
 from ganops.training import checkpoint
+from ganops.training.augment import diff_augment
+from ganops.training.batches import RealBatches
 from ganops.training.ema import EMA
+from ganops.training.live import LIVE_COLUMNS, LiveQuality
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_real", "d_fake")
+FORMAT = 2  # bumped when checkpoints of older code cannot be resumed
 
 
 @dataclass(frozen=True)
 class TrainPaths:
     prepared: Path
     generator: Path  # models/generator.pt: EMA weights + ArchSpec
-    checkpoints: Path  # persist: true under DVC
+    checkpoints: Path  # persist: true under DVC; also holds best.pt (best live FID)
     samples: Path  # one grid PNG per epoch
     history: Path  # per-step losses CSV (a DVC plot)
+    evaluator: Path | None = None  # models/evaluator.pt, for live FID (train.eval_every)
+    live: Path | None = None  # reports/train/live.csv: live FID and class coverage (a DVC plot)
+    feature_cache: Path | None = None  # cached real-data features
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,20 @@ class TrainResult:
     resumed_from: int
     seconds: float
     images_per_second: float
+    best_step: int | None = None
+    best_fid_live: float | None = None
+    last_fid_live: float | None = None
+    last_class_coverage: float | None = None
 
 
 def fingerprint(params: Params, data_sha256: str) -> str:
     """What makes two training runs the same run. Epochs, step caps and logging are left out,
     so a longer run resumes a shorter one's checkpoints."""
-    shaping = params.train.model_dump(exclude={"epochs", "max_steps", "checkpoint_every", "device"})
-    blob = json.dumps([params.seed, params.model.model_dump(), shaping, data_sha256], sort_keys=True)
+    shaping = params.train.model_dump(
+        exclude={"epochs", "max_steps", "checkpoint_every", "device", "eval_every", "eval_samples"}
+        | {"collapse_coverage", "stop_on_collapse", "grid_size"}
+    )
+    blob = json.dumps([FORMAT, params.seed, params.model.model_dump(), shaping, data_sha256], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -74,40 +91,41 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     device = pick_device(tp.device)
     split = load_split(paths.prepared, "train")
     n_images = len(split.images)
-    if n_images < tp.batch_size:
-        raise DataError(f"train.batch_size: {tp.batch_size} exceeds the {n_images} prepared training images")
-    # The whole uint8 dataset stays on the device; batches are normalized on the fly.
-    images = torch.from_numpy(split.images).to(device)
-    spec = ArchSpec(
-        params.model.arch,
-        params.model.latent_dim,
-        images.shape[-1],
-        images.shape[1],
-        params.model.g_width,
-        params.model.d_width,
-    )
+    if n_images < tp.batch_size * tp.n_critic:
+        raise DataError(
+            f"train.batch_size: {tp.batch_size} x train.n_critic {tp.n_critic} exceeds the "
+            f"{n_images} prepared training images; lower them"
+        )
+    spec = _arch_spec(params, split)
+    images = torch.from_numpy(split.images).to(device)  # uint8; batches are normalized on the fly
+    labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
 
     seed_everything(params.seed)
     G, D = build_generator(spec).to(device), build_discriminator(spec).to(device)
+    if spec.conditional:  # G(z) draws labels with the training data's class frequencies
+        G.cond.classes.set_prior(torch.bincount(labels.cpu(), minlength=spec.num_classes))
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
     loss = LOSSES.get(tp.loss)
-    opt_g = torch.optim.Adam(G.parameters(), lr=tp.lr, betas=(tp.beta1, tp.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=tp.lr, betas=(tp.beta1, tp.beta2))
+    opt_g = torch.optim.Adam(G.parameters(), lr=tp.lr_g or tp.lr, betas=(tp.beta1, tp.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=tp.lr_d or tp.lr, betas=(tp.beta1, tp.beta2))
     ema = EMA(G, tp.ema_decay)
     noise = seeded_generator(params.seed, 1)
     fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
         device
     )
+    batches = RealBatches(images, labels, tp.batch_size, params.seed, "hflip" in tp.augment, memory_format)
+    live = _live_quality(params, paths, spec, device)
 
-    steps_per_epoch = n_images // tp.batch_size
+    total_batches = batches.per_epoch * tp.epochs
     total = (
-        steps_per_epoch * tp.epochs
+        total_batches // tp.n_critic
         if tp.max_steps is None
-        else min(tp.max_steps, steps_per_epoch * tp.epochs)
+        else min(tp.max_steps, total_batches // tp.n_critic)
     )
     run_id = fingerprint(params, dataset_fingerprint(paths.prepared))
     history: list[list[float]] = []
+    live_history: list[list[float]] = []
     start = 0
     state = checkpoint.load_latest(paths.checkpoints, run_id, total)
     if state is None:
@@ -118,7 +136,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         ema.load_state_dict(state["ema"])
         noise.set_state(state["noise"])
-        history = state["history"].tolist()
+        history, live_history = state["history"].tolist(), state["live"].tolist()
         start = state["step"]
         log.info("resuming from step %d of %d (%s)", start, total, paths.checkpoints)
 
@@ -133,69 +151,198 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             "ema": ema.state_dict(),
             "noise": noise.get_state(),
             "history": torch.tensor(history, dtype=torch.float64),
+            "live": torch.tensor(live_history, dtype=torch.float64).reshape(-1, len(LIVE_COLUMNS)),
         }
 
     G.train(), D.train()
-    perm, perm_epoch = None, -1
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
-            epoch, i = divmod(step, steps_per_epoch)
-            if epoch != perm_epoch:
-                perm, perm_epoch = (
-                    torch.randperm(n_images, generator=seeded_generator(params.seed, 3, epoch)),
-                    epoch,
-                )
-            idx = perm[i * tp.batch_size : (i + 1) * tp.batch_size].to(device)
-            real = to_unit_range(images[idx]).contiguous(memory_format=memory_format)
-            z = torch.randn(tp.batch_size, spec.latent_dim, generator=noise).to(device)
+            torch.manual_seed(_step_seed(params.seed, step))  # dropout: replayable from (seed, step)
+            rng = seeded_generator(params.seed, 8, step)  # augmentation and GP mixing, replayable too
 
-            # 1. D learns to tell real from fake (fake detached: no gradient into G here).
-            with _autocast(device, tp.mixed_precision):
-                fake = G(z)
-                logits_real, logits_fake = D(real), D(fake.detach())
-                loss_d = loss.d(logits_real.float(), logits_fake.float())
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
+            for k in range(tp.n_critic):
+                real, y_real = batches.get(step * tp.n_critic + k, rng)
+                z = torch.randn(tp.batch_size, spec.latent_dim, generator=noise).to(device)
+                y_fake = labels_for(G, z)
+                real.requires_grad_(tp.r1_gamma > 0)
+                with _autocast(device, tp.mixed_precision):
+                    fake = G(z, y_fake)
+                    logits_real = D(_augment(real, tp, rng), y_real).float()
+                    logits_fake = D(_augment(fake.detach(), tp, rng), y_fake).float()
+                    loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
+                    loss_d = loss_d + _penalty(tp, loss, D, real, fake, logits_real, y_real, rng)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                if loss.weight_clip:
+                    clip_weights(D, tp.clip_value)
 
-            # 2. G learns to fool the freshly updated D.
+            # 2. G learns to fool the freshly updated D (on the last critic step's fakes).
             with _autocast(device, tp.mixed_precision):
-                loss_g = loss.g(D(fake).float())
+                loss_g = loss.g(D(_augment(fake, tp, rng), y_fake).float())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
             ema.update(G, step)
 
-            row = [
-                step + 1,
-                epoch,
-                loss_d.item(),
-                loss_g.item(),
-                torch.sigmoid(logits_real.float()).mean().item(),
-                torch.sigmoid(logits_fake.float()).mean().item(),
-            ]
-            if not all(math.isfinite(v) for v in row[2:4]):
-                raise TrainingError(
-                    f"loss became {row[2]} (D) / {row[3]} (G) at step {step + 1}; the last good checkpoint is kept "
-                    f"in {paths.checkpoints}. Lower train.lr or choose a more stable train.loss"
-                )
+            done, epoch = step + 1, batches.epoch_of(step * tp.n_critic)
+            row = [done, epoch, loss_d.item(), loss_g.item(), *_mean_d(logits_real, logits_fake)]
+            _stop_if_diverged(row, paths.checkpoints)
             history.append(row)
             progress.update(loss_d=row[2], loss_g=row[3])
 
-            done = step + 1
-            if done % steps_per_epoch == 0 or done == total:
+            # 3. Now and then: sample grid, live quality, checkpoint.
+            if batches.epoch_of(done * tp.n_critic) != epoch or done == total:
                 _save_grid(ema.shadow, fixed_z, paths.samples / f"epoch_{epoch + 1:03d}.png")
+            if live is not None and (done % tp.eval_every == 0 or done == total):
+                live_history.append(_measure(live, ema.shadow, done, live_history, paths, spec))
+                _check_collapse(live_history[-1], tp, paths.checkpoints, snapshot)
             if done % tp.checkpoint_every == 0 or done == total:
                 checkpoint.save_checkpoint(paths.checkpoints, done, snapshot(done))
                 _write_history(paths.history, history)
+                _write_live(paths.live, live_history)
 
     seconds = time.perf_counter() - began
     if start == total:  # nothing left to train: the state comes from the final checkpoint
         _write_history(paths.history, history)
+        _write_live(paths.live, live_history)
     _save_generator(paths.generator, ema.shadow, spec, step=total, run_id=run_id)
     trained = total - start
-    return TrainResult(total, start, seconds, trained * tp.batch_size / max(seconds, 1e-9))
+    return TrainResult(
+        total, start, seconds, trained * tp.batch_size / max(seconds, 1e-9), **_live_summary(live_history)
+    )
+
+
+def _arch_spec(params: Params, split) -> ArchSpec:
+    m = params.model
+    num_classes = 0
+    if m.conditional:
+        if split.labels is None:
+            raise ConfigError(
+                f"model.conditional: the prepared data ({params.data.source}) has no labels; "
+                "set model.conditional to false or use a labelled source (or class sub-folders)"
+            )
+        num_classes = int(split.labels.max()) + 1
+    return ArchSpec(
+        m.arch,
+        m.latent_dim,
+        split.images.shape[-1],
+        split.images.shape[1],
+        m.g_width,
+        m.d_width,
+        num_classes,
+        m.spectral_norm,
+        m.d_dropout,
+    )
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return int(seeded_generator(seed, 10, step).initial_seed())
+
+
+def _augment(x: torch.Tensor, tp: TrainParams, rng: torch.Generator) -> torch.Tensor:
+    """DiffAugment of what D sees (real and fake alike); identity when train.augment has none."""
+    return diff_augment(x, tp.augment, rng)
+
+
+def _penalty(
+    tp: TrainParams,
+    loss: AdversarialLoss,
+    D: torch.nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    logits_real: torch.Tensor,
+    y_real: torch.Tensor | None,
+    rng: torch.Generator,
+) -> torch.Tensor | float:
+    """D's regularizers: WGAN-GP's gradient penalty and/or R1 on real images."""
+    total: torch.Tensor | float = 0.0
+    if loss.gradient_penalty and tp.gp_weight > 0:
+        total = total + tp.gp_weight * gradient_penalty(D, real, fake, y_real, rng)
+    if tp.r1_gamma > 0:
+        total = total + 0.5 * tp.r1_gamma * r1_penalty(logits_real, real)
+    return total
+
+
+def _mean_d(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> list[float]:
+    return [torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()]
+
+
+def _stop_if_diverged(row: list[float], checkpoints: Path) -> None:
+    if not all(math.isfinite(v) for v in row[2:4]):
+        raise TrainingError(
+            f"loss became {row[2]} (D) / {row[3]} (G) at step {row[0]}; the last good checkpoint is kept "
+            f"in {checkpoints}. Lower train.lr (or train.lr_d), or stabilize D with a penalty "
+            "(train.r1_gamma, train.loss=wgan_gp) or model.spectral_norm"
+        )
+
+
+def _live_quality(
+    params: Params, paths: TrainPaths, spec: ArchSpec, device: torch.device
+) -> LiveQuality | None:
+    tp = params.train
+    if tp.eval_every == 0:
+        return None
+    if paths.evaluator is None or not paths.evaluator.is_file():
+        log.warning(
+            "train.eval_every: no evaluator at %s; live FID is off (run the evaluator stage)", paths.evaluator
+        )
+        return None
+    cache = paths.feature_cache or paths.checkpoints.parent / "feature_cache"
+    return LiveQuality(
+        paths.evaluator, paths.prepared, cache, tp.eval_samples, spec.latent_dim, params.seed, device
+    )
+
+
+def _measure(
+    live: LiveQuality,
+    G: torch.nn.Module,
+    step: int,
+    history: list[list[float]],
+    paths: TrainPaths,
+    spec: ArchSpec,
+) -> list[float]:
+    """Live FID of the EMA generator; a new best is saved as checkpoints/best.pt."""
+    result = live.measure(G)
+    row = [step, result["fid_live"], result["class_coverage"], result["class_kl"]]
+    if all(row[1] < old[1] for old in history):
+        _save_generator(
+            paths.checkpoints / "best.pt", G, spec, step=step, run_id=f"best fid_live {row[1]:.4g}"
+        )
+    log.info("step %d: fid_live %.3f, class coverage %.2f, class KL %.3f", *row)
+    return row
+
+
+def _check_collapse(row: list[float], tp: TrainParams, checkpoints: Path, snapshot) -> None:
+    coverage = row[2]
+    if math.isnan(coverage) or coverage >= tp.collapse_coverage:
+        return
+    message = (
+        f"mode collapse at step {int(row[0])}: only {coverage:.0%} of the classes have >= 1% of the samples "
+        f"(threshold train.collapse_coverage={tp.collapse_coverage})"
+    )
+    if not tp.stop_on_collapse:
+        log.warning("%s; training goes on (set train.stop_on_collapse to stop)", message)
+        return
+    checkpoint.save_checkpoint(checkpoints, int(row[0]), snapshot(int(row[0])))
+    raise TrainingError(
+        f"{message}; stopped (train.stop_on_collapse), checkpoint kept in {checkpoints}. Try train.loss=hinge "
+        "with model.spectral_norm, a lower train.lr_g, or model.conditional"
+    )
+
+
+def _live_summary(live_history: list[list[float]]) -> dict:
+    if not live_history:
+        return {}
+    best = min(live_history, key=lambda r: r[1])
+    return {
+        "best_step": int(best[0]),
+        "best_fid_live": best[1],
+        "last_fid_live": live_history[-1][1],
+        "last_class_coverage": live_history[-1][2],
+    }
 
 
 @torch.no_grad()
@@ -213,6 +360,16 @@ def _write_history(path: Path, history: list[list[float]]) -> None:
         writer.writerow(HISTORY_COLUMNS)
         for row in history:
             writer.writerow([int(row[0]), int(row[1]), *(f"{v:.6g}" for v in row[2:])])
+
+
+def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
+    if path is None or not live_history:
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LIVE_COLUMNS)
+        for row in live_history:
+            writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
 
 
 def _save_generator(path: Path, G: torch.nn.Module, spec: ArchSpec, step: int, run_id: str) -> None:

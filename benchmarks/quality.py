@@ -1,0 +1,155 @@
+"""Quality bar: several GAN configurations x seeds under one budget, on the embedded default data.
+
+Each run trains with the repository's params.yaml plus a configuration's overrides and a seed,
+then scores the EMA generator with the evaluate stage (same evaluator, same reference split, same
+sample counts). Rows print mean +- spread (sample std) over seeds of fid_domain, its ratio to the
+real-data floor, and the train wall time. Every number is measured in this run.
+
+It calls the stage functions rather than ``dvc exp run``: the experiments share one prepared
+dataset and one evaluator (as DVC would reuse them) without copying the workspace per run, which
+also keeps the script usable while the working tree has uncommitted changes.
+
+    python benchmarks/quality.py                       # 5 configurations x 3 seeds, params.yaml budget
+    python benchmarks/quality.py --epochs 1 --seeds 3  # a reduced budget
+    python benchmarks/quality.py --only dcgan-ns dcgan-hinge-sn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ganops.config import parse_params
+from ganops.stages import Layout
+from ganops.stages import evaluate as evaluate_stage
+from ganops.stages import train as train_stage
+
+CONFIGS: dict[str, dict[str, object]] = {
+    "dcgan-ns": {"model.arch": "dcgan", "train.loss": "non_saturating"},
+    "dcgan-hinge-sn": {"model.arch": "dcgan", "train.loss": "hinge", "model.spectral_norm": True},
+    "resnet-hinge-sn": {"model.arch": "resnet", "train.loss": "hinge", "model.spectral_norm": True},
+    "dcgan-wgan-gp": {"model.arch": "dcgan", "train.loss": "wgan_gp", "model.spectral_norm": True},
+    "cdcgan-hinge-sn": {
+        "model.arch": "dcgan",
+        "train.loss": "hinge",
+        "model.spectral_norm": True,
+        "model.conditional": True,
+    },
+}
+# What every configuration shares, whatever params.yaml says about it (the shape of the comparison).
+NEUTRAL = {
+    "model.conditional": False,
+    "model.spectral_norm": False,
+    "model.d_dropout": 0.0,
+    "train.lr_g": None,
+    "train.lr_d": None,
+    "train.n_critic": 1,
+    "train.r1_gamma": 0.0,
+    "train.label_smoothing": 0.0,
+    "train.augment": [],
+    "train.eval_every": 0,
+}
+
+
+def with_overrides(raw: dict, overrides: dict[str, object]) -> dict:
+    raw = json.loads(json.dumps(raw))
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def run_one(base: dict, root: Path, shared: Path, config: str, seed: int, epochs: int | None) -> dict:
+    work = root / f"{config}-{seed}"
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
+    shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
+    cache = shared / "models" / "feature_cache"
+    if cache.is_dir():
+        (work / "models" / "feature_cache").symlink_to(cache)
+    overrides = {**NEUTRAL, **CONFIGS[config], "seed": seed}
+    if epochs is not None:
+        overrides["train.epochs"] = epochs
+    raw = with_overrides(base, {k: v for k, v in overrides.items() if k != "seed"})
+    raw["seed"] = seed
+    params = parse_params(raw, origin=f"{config} seed {seed}")
+    layout = Layout(work)
+    began = time.perf_counter()
+    train_stage.run(params, layout)
+    train_seconds = time.perf_counter() - began
+    metrics = evaluate_stage.run(params, layout)
+    row = {
+        "config": config,
+        "seed": seed,
+        "fid_domain": metrics["fid_domain"],
+        "floor": metrics["floor"]["fid_domain"],
+        "ratio": metrics["fid_domain_floor_ratio"],
+        "train_seconds": train_seconds,
+        "class_coverage": metrics.get("class_coverage"),
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    return row
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.3g} ± {sd:.2g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--project", default=".", help="holds data/prepared and models/evaluator.pt (dvc repro)"
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs of params.yaml")
+    parser.add_argument("--only", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--jsonl", default="reports/quality.jsonl", help="one JSON line per run is appended")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+    base = yaml.safe_load(Path(args.params).read_text())
+    shared = Path(args.project).resolve()
+    for needed in (shared / "data" / "prepared" / "manifest.json", shared / "models" / "evaluator.pt"):
+        if not needed.exists():
+            sys.exit(f"{needed}: not found; run `dvc repro evaluator` first")
+    jsonl = Path(args.jsonl)
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ganops-quality-") as tmp:
+        for config in args.only:
+            for seed in range(args.seeds):
+                row = run_one(base, Path(tmp), shared, config, seed, args.epochs)
+                row["epochs"] = args.epochs or base.get("train", {}).get("epochs")
+                rows.append(row)
+                with open(jsonl, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(
+                    f"{config} seed {seed}: fid_domain {row['fid_domain']:.3f} ratio {row['ratio']:.1f} "
+                    f"train {row['train_seconds']:.0f} s",
+                    flush=True,
+                )
+    print("\n| configuration | seeds | fid_domain | fid_domain / floor | train wall time (s) |")
+    print("|---|---|---|---|---|")
+    for config in args.only:
+        mine = [r for r in rows if r["config"] == config]
+        print(
+            f"| {config} | {len(mine)} | {spread([r['fid_domain'] for r in mine])} "
+            f"| {spread([r['ratio'] for r in mine])} | {spread([r['train_seconds'] for r in mine])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Sources that read folders of image files: ``imagefolder`` (any tree) and ``celeba`` (aligned).
+
+imagefolder: images directly under data.root are unlabelled; images in sub-folders take the
+sub-folder's name as their class (sorted names -> 0, 1, ...). A share ``data.test_fraction``
+is held out as the test split by a fixed shuffle. celeba: torchvision's layout
+(``img_align_celeba/*.jpg``, optionally ``list_eval_partition.txt``, whose 0/1 rows are train and
+2 rows test); without the partition file the test split is held out like imagefolder's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, is_image
+from ganops.data.sources import RAW_DIR, SOURCES, LoadOptions, RawDataset, Split, held_out
+from ganops.errors import DataError
+
+
+def _to_dataset(
+    name: str,
+    origin: Path,
+    paths: list[Path],
+    labels: np.ndarray | None,
+    test: np.ndarray,
+    options: LoadOptions,
+    class_names: tuple[str, ...] = (),
+) -> RawDataset:
+    report = DecodeReport()
+    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report)
+    if len(kept) == 0:
+        raise DataError(f"{name}: none of the {len(paths)} image files under {origin} could be read")
+    if report.all_gray:  # every file was grayscale: keep one channel
+        images = images[:, :1]
+    kept_idx = np.asarray(kept, dtype=np.int64)
+    test, labels = test[kept_idx], (None if labels is None else labels[kept_idx])
+    train_split = Split(images[~test], None if labels is None else labels[~test])
+    test_split = Split(images[test], None if labels is None else labels[test])
+    return RawDataset(name, str(origin), train_split, test_split, class_names, tuple(report.skipped))
+
+
+@SOURCES.register("imagefolder")
+def load_imagefolder(root: Path | None, options: LoadOptions | None = None) -> RawDataset:
+    options = options or LoadOptions()
+    if root is None or not root.is_dir():
+        raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root to a folder of images")
+    top = sorted(p for p in root.iterdir() if is_image(p))
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and any(is_image(p) for p in d.rglob("*")))
+    if top and classes:
+        raise DataError(
+            f"imagefolder: {root} has images both at the top and in sub-folders ({', '.join(classes[:3])}); "
+            "put every image in a class sub-folder, or all of them at the top for unlabelled data"
+        )
+    if classes:
+        per_class = [sorted(p for p in (root / c).rglob("*") if is_image(p)) for c in classes]
+        paths = [p for group in per_class for p in group]
+        labels = np.concatenate([np.full(len(g), i, dtype=np.int64) for i, g in enumerate(per_class)])
+    else:
+        paths, labels = top, None
+    if not paths:
+        raise DataError(f"imagefolder: no image files ({', '.join(sorted(EXTENSIONS))}) under {root}")
+    test = held_out(len(paths), options.test_fraction)
+    return _to_dataset("imagefolder", root, paths, labels, test, options, tuple(classes))
+
+
+@SOURCES.register("celeba")
+def load_celeba(root: Path | None, options: LoadOptions | None = None) -> RawDataset:
+    options = options or LoadOptions()
+    base = root if root is not None else RAW_DIR / "celeba"
+    folder = next(
+        (f for f in (base / "img_align_celeba", base / "celeba" / "img_align_celeba") if f.is_dir()), None
+    )
+    if folder is None:
+        raise DataError(
+            f"celeba: no img_align_celeba/ folder under {base}; download CelebA's aligned images "
+            "(img_align_celeba.zip), unpack them there and set data.root (nothing is fetched automatically)"
+        )
+    paths = sorted(p for p in folder.iterdir() if is_image(p))
+    if not paths:
+        raise DataError(f"celeba: {folder} holds no image files")
+    partition = folder.parent / "list_eval_partition.txt"
+    if partition.is_file():
+        split_of = {}
+        for line in partition.read_text().split("\n"):
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                split_of[parts[0]] = int(parts[1])
+        test = np.array([split_of.get(p.name, 0) == 2 for p in paths])
+    else:
+        test = held_out(len(paths), options.test_fraction)
+    return _to_dataset("celeba", folder, paths, None, test, options)

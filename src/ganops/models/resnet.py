@@ -1,0 +1,119 @@
+"""SNGAN-style residual G and D (Miyato et al., 2018, appendix; Gulrajani et al., 2017).
+
+G: linear z -> (4w) x 4 x 4, then one up-block per doubling (BN-ReLU-up-conv3-BN-ReLU-conv3 with a
+1x1 shortcut), then BN-ReLU-conv3-tanh. D: an "optimized" first down-block, down-blocks
+(ReLU-conv3-ReLU-conv3-avgpool, 1x1 shortcut), ReLU, global sum pooling, linear (+ projection).
+Widths halve in G and double in D like DCGAN, so the CPU cost stays in DCGAN's range. Shapes are
+written for 32x32 images and width w; sizes 16 to 256 add or drop blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models.layers import ConditionalInput, ProjectionHead, sn
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x 2s x 2s
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class DownBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, spectral: bool, first: bool) -> None:
+        super().__init__()
+        self.first = first  # the "optimized" block: no ReLU on the input image
+        self.conv1 = sn(nn.Conv2d(cin, cout, 3, 1, 1), spectral)
+        self.conv2 = sn(nn.Conv2d(cout, cout, 3, 1, 1), spectral)
+        self.skip = sn(nn.Conv2d(cin, cout, 1), spectral)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x s/2 x s/2
+        h = x if self.first else F.relu(x)
+        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
+        shortcut = self.skip(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.skip(x), 2)
+        return h + shortcut
+
+
+def _doublings(image_size: int) -> int:
+    return int(math.log2(image_size)) - 2
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        n = _doublings(spec.image_size)
+        width = spec.g_width * 2 ** (n - 1)
+        self.cond = ConditionalInput(spec.num_classes, spec.latent_dim) if spec.conditional else None
+        z_dim = spec.latent_dim * (2 if spec.conditional else 1)
+        self.latent_dim, self.width0 = spec.latent_dim, width
+        self.fc = nn.Linear(z_dim, width * 16)  # z -> (4w) x 4 x 4
+        blocks = []
+        for _ in range(n):
+            # (4w) x 4 x 4 -> (2w) x 8 x 8 -> (w) x 16 x 16 -> (w/2) x 32 x 32
+            blocks.append(UpBlock(width, max(width // 2, 1)))
+            width = max(width // 2, 1)
+        self.blocks = nn.Sequential(*blocks)
+        # (w/2) x 32 x 32 -> channels x 32 x 32, in [-1, 1]
+        self.out = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, spec.channels, 3, 1, 1), nn.Tanh()
+        )
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if self.cond is None else self.cond(z, y)  # (N, z_dim)
+        h = self.fc(h).view(z.shape[0], self.width0, 4, 4)
+        return self.out(self.blocks(h))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        n = _doublings(spec.image_size)
+        width, blocks = spec.d_width, []
+        cin = spec.channels
+        for i in range(n):
+            # channels x 32 x 32 -> (w) x 16 x 16 -> (2w) x 8 x 8 -> (4w) x 4 x 4
+            blocks.append(DownBlock(cin, width, spec.spectral_norm, first=i == 0))
+            if spec.d_dropout > 0:
+                blocks.append(nn.Dropout(spec.d_dropout))
+            cin, width = width, width * 2
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = sn(nn.Linear(cin, 1), spec.spectral_norm)  # (4w) -> 1 logit
+        self.project = ProjectionHead(spec.num_classes, cin, spec.spectral_norm) if spec.conditional else None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # (N, 4w): global sum pooling
+        logit = self.linear(h).flatten()  # (N,)
+        if self.project is not None:
+            logit = logit + self.project(h, y)
+        return logit
+
+
+@ARCHITECTURES.register("resnet")
+class ResNet:
+    SIZES = (16, 32, 64, 128, 256)
+    conditional = True
+
+    def supports(self, image_size: int) -> bool:
+        return image_size in self.SIZES
+
+    def sizes(self) -> str:
+        return ", ".join(map(str, self.SIZES))
+
+    def generator(self, spec: ArchSpec) -> nn.Module:
+        return Generator(spec)
+
+    def discriminator(self, spec: ArchSpec) -> nn.Module:
+        return Discriminator(spec)

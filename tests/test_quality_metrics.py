@@ -1,0 +1,155 @@
+"""Metric sanity: coverage, precision/recall, bootstrap, the feature cache, and fid_inception's branch."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ganops.config import parse_params
+from ganops.data.prepared import PreparedSplit, fit_to_size, to_unit_range
+from ganops.metrics import METRICS
+from ganops.metrics.cache import cache_key, cached_features
+from ganops.metrics.classes import class_stats
+from ganops.metrics.evaluator import train_evaluator
+from ganops.metrics.features import DomainFeaturesAndLogits, Features, extract
+from ganops.metrics.fid import fid, fid_bootstrap
+from ganops.metrics.prdc import prdc
+from ganops.stages import Layout
+from ganops.stages.evaluate import run as evaluate
+from ganops.stages.evaluator import run as evaluator_stage
+from ganops.stages.prepare import run as prepare
+from ganops.training.loop import TrainPaths, train
+
+from conftest import fabricate_images, tiny_params
+
+
+def split(n, seed):
+    images, labels = fabricate_images(n, np.random.default_rng(seed))
+    return PreparedSplit(fit_to_size(images[:, None], 16), labels.astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def domain():
+    params = parse_params(tiny_params("unused")).evaluator
+    model, _ = train_evaluator(params, split(1024, 1), split(256, 2), seed=0, device=torch.device("cpu"))
+    return DomainFeaturesAndLogits(model)
+
+
+def feats(net, data):
+    return extract(net, to_unit_range(torch.from_numpy(data.images)).split(128), "cpu")
+
+
+def test_a_generator_of_one_class_has_low_coverage_and_high_kl(domain):
+    real = split(512, 3)
+    one_class = PreparedSplit(real.images[real.labels == 4], None)
+    collapsed = class_stats(feats(domain, one_class).logits, torch.from_numpy(real.labels), 10)
+    healthy = class_stats(feats(domain, split(512, 4)).logits, torch.from_numpy(real.labels), 10)
+    assert collapsed["class_coverage"] <= 0.2 and healthy["class_coverage"] == 1.0
+    assert collapsed["class_kl"] > 1.0 > 10 * healthy["class_kl"]
+
+
+def test_precision_recall_density_coverage(domain):
+    reference, other = feats(domain, split(512, 3)).features, feats(domain, split(512, 4)).features
+    real_vs_real = prdc(reference, other, k=5)
+    assert min(real_vs_real.values()) > 0.6
+    one_class = feats(domain, PreparedSplit(split(512, 4).images[split(512, 4).labels == 2], None)).features
+    collapsed = prdc(reference, one_class, k=5)
+    assert collapsed["recall"] < 0.5 * real_vs_real["recall"]
+    assert collapsed["coverage"] < 0.5 * real_vs_real["coverage"]
+
+
+def test_bootstrap_interval_brackets_fid(domain):
+    reference, candidate = feats(domain, split(512, 3)).features, feats(domain, split(256, 5)).features
+    low, high = fid_bootstrap(reference, candidate, resamples=30, seed=0)
+    assert low < high and low <= fid(reference, candidate) * 1.5 and high > 0
+
+
+def test_cached_real_features_are_keyed_by_content(tiny_idx, tmp_path):
+    layout = Layout(tmp_path)
+    prepare(parse_params(tiny_params(tiny_idx)), layout)
+    key = cache_key(layout.prepared, "test", 100, "evaluator-a")
+    assert key != cache_key(layout.prepared, "test", 101, "evaluator-a")
+    assert key != cache_key(layout.prepared, "test", 100, "evaluator-b")
+    assert key != cache_key(layout.prepared, "train", 100, "evaluator-a")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return Features(torch.randn(4, 3), torch.randn(4, 2))
+
+    first = cached_features(tmp_path / "cache", key, compute)
+    second = cached_features(tmp_path / "cache", key, compute)
+    assert len(calls) == 1 and torch.equal(first.features, second.features)
+    # Other data (a different size, so other bytes) gets another key.
+    prepare(parse_params(tiny_params(tiny_idx, **{"data.image_size": 32})), layout)
+    assert cache_key(layout.prepared, "test", 100, "evaluator-a") != key
+
+
+class TinyInception(nn.Module):
+    """Stands in for Inception-v3: uint8 RGB (N, 3, H, W) -> (N, 6) features, loaded from a file."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.proj = nn.Linear(3, 6)
+        self.load_state_dict(torch.load(weights, weights_only=True))
+
+    def forward(self, x):
+        assert x.dtype == torch.uint8 and x.shape[1] == 3
+        return (self.proj(x.float().mean(dim=(2, 3)) / 255),)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_idx, tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    params = parse_params(tiny_params(tiny_idx, **{"train.max_steps": 4}))
+    layout = Layout(root)
+    prepare(params, layout)
+    evaluator_stage(params, layout)
+    paths = TrainPaths(
+        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+    )
+    train(params, paths)
+    return tiny_idx, root
+
+
+def test_fid_inception_uses_local_weights_through_the_builder(trained, tmp_path):
+    tiny_idx, root = trained
+    weights = tmp_path / "inception.pth"
+    torch.manual_seed(0)
+    torch.save({f"proj.{k}": v for k, v in nn.Linear(3, 6).state_dict().items()}, weights)
+    built = []
+
+    def builder(path):
+        built.append(path)
+        return TinyInception(path)
+
+    params = parse_params(tiny_params(tiny_idx, **{"evaluate.inception_weights": str(weights)}))
+    report = evaluate(params, Layout(root), inception_builder=builder)
+    assert built == [weights]
+    assert report["fid_inception"] > 0 and report["counts"]["fid_inception"] == 256
+    assert report["notes"] == []
+    for name in (
+        "kid_domain",
+        "is_domain",
+        "precision_domain",
+        "coverage_domain",
+        "class_coverage",
+        "class_kl",
+    ):
+        assert name in report and name in report["floor"]
+    assert report["fid_domain_ci95_low"] < report["fid_domain_ci95_high"]
+
+
+def test_fid_inception_is_omitted_with_a_notice_without_weights(trained, tmp_path, monkeypatch):
+    tiny_idx, root = trained
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    params = parse_params(tiny_params(tiny_idx))
+    report = evaluate(params, Layout(root), inception_builder=lambda path: pytest.fail("must not be built"))
+    assert "fid_inception" not in report
+    assert len(report["notes"]) == 1 and "fid_inception omitted" in report["notes"][0]
+
+
+def test_every_metric_name_is_valid_in_params_and_unknown_ones_list_them():
+    assert {"fid", "kid", "is", "prdc", "classes", "fid_bootstrap", "fid_inception"} == set(METRICS.names())
+    with pytest.raises(Exception, match="evaluate.metrics.*must be one of"):
+        parse_params({"evaluate": {"metrics": ["fid", "sharpness"]}})
