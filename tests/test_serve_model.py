@@ -176,3 +176,60 @@ def test_champion_from_the_registry_is_resolved_and_verified(tmp_path, monkeypat
         resolve("models:/ganops-generator@nobody")
     with pytest.raises(ServeError, match="expected models:/NAME@ALIAS"):
         resolve("models:/ganops-generator")
+
+
+def test_class_requests_on_a_conditional_generator(tmp_path):
+    """A class-conditional export keeps the single input z; `class` steers z[:, 0] into that class."""
+    import dataclasses
+
+    import httpx
+
+    from ganops.models import build_generator
+    from ganops.models.layers import LatentClasses
+    from ganops.serve.app import ServeSettings, create_app
+    from ganops.serve.latents import with_class
+    from ganops.stages import Layout
+    from ganops.stages.export import run as export
+    from ganops.training.loop import _save_generator
+    from serve_helpers import uvicorn_thread
+
+    spec = dataclasses.replace(SPEC, num_classes=3)
+    torch.manual_seed(0)
+    G = build_generator(spec)
+    classes = next(m for m in G.modules() if isinstance(m, LatentClasses))
+    classes.set_prior(torch.tensor([50, 30, 20]))  # an uneven prior, as from real label counts
+    G.train()
+    with torch.no_grad():
+        G(torch.randn(32, spec.latent_dim))
+    layout = Layout(tmp_path)
+    _save_generator(layout.generator, G.eval(), spec, step=1, run_id="conditional")
+    from ganops.config import parse_params
+
+    export(parse_params({"export": {"parity_samples": 8}}), layout)
+
+    session = GeneratorSession(resolve(str(layout.onnx)), "cpu")
+    assert [i.name for i in session.session.get_inputs()] == ["z"]
+    np.testing.assert_allclose(session.info.class_cdf, [0.5, 0.8, 1.0], atol=1e-6)
+    base = seed_latents(9, 32, spec.latent_dim)
+    for label in range(3):
+        z = with_class(base, label, list(session.info.class_cdf))
+        assert np.array_equal(z[:, 1:], base[:, 1:])
+        assert (classes(torch.from_numpy(z)) == label).all()
+        with torch.inference_mode():
+            expected = G(torch.from_numpy(z), torch.full((32,), label)).numpy()
+        np.testing.assert_allclose(session.run(z), expected, atol=1e-4)
+
+    with uvicorn_thread(create_app(session, ServeSettings(max_n=8, max_steps=8))) as url:
+        served = httpx.post(f"{url}/v1/generate", json={"n": 4, "seed": 9, "class": 2, "format": "npy"})
+        assert served.status_code == 200
+        import io
+
+        z = with_class(seed_latents(9, 4, spec.latent_dim), 2, list(session.info.class_cdf))
+        assert np.array_equal(np.load(io.BytesIO(served.content)), session.run(z))
+        assert httpx.get(f"{url}/readyz").json()["num_classes"] == 3
+        bad = httpx.post(f"{url}/v1/generate", json={"n": 1, "seed": 9, "class": 3})
+        assert bad.status_code == 422 and bad.json()["error"] == "class: class must be in [0, 2], got 3"
+        free = httpx.post(
+            f"{url}/v1/interpolate", json={"seed_a": 1, "seed_b": 2, "steps": 3, "format": "npy"}
+        )
+        assert free.status_code == 200  # without class the model draws classes from the latents

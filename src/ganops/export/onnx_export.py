@@ -21,8 +21,16 @@ log = logging.getLogger(__name__)
 INPUT, OUTPUT = "z", "images"
 
 
-def model_metadata(spec: ArchSpec) -> dict[str, str]:
-    return {
+def class_cdf(G: torch.nn.Module) -> list[float] | None:
+    """The cumulative class prior a conditional generator reads labels from (``LatentClasses``)."""
+    from ganops.models.layers import LatentClasses
+
+    found = [m for m in G.modules() if isinstance(m, LatentClasses)]
+    return [float(v) for v in found[0].cdf] if found else None
+
+
+def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, str]:
+    meta = {
         "ganops.arch": spec.arch,
         "ganops.latent_dim": str(spec.latent_dim),
         "ganops.image_shape": ",".join(map(str, (spec.channels, spec.image_size, spec.image_size))),
@@ -30,6 +38,10 @@ def model_metadata(spec: ArchSpec) -> dict[str, str]:
         "ganops.input": INPUT,
         "ganops.output": OUTPUT,
     }
+    if cdf:  # conditional: the class is read from z[:, 0] against this prior (see serve.latents.with_class)
+        meta["ganops.num_classes"] = str(len(cdf))
+        meta["ganops.class_cdf"] = ",".join(f"{v:.9g}" for v in cdf)
+    return meta
 
 
 def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> None:
@@ -49,7 +61,7 @@ def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> N
         optimize=True,  # constant folding; folds BatchNorm into the convolutions
     )
     model = program.model_proto
-    for key, value in model_metadata(spec).items():
+    for key, value in model_metadata(spec, class_cdf(G)).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.producer_name = "ganops"

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganops.serve import images
 from ganops.serve.batcher import MicroBatcher, Overloaded
-from ganops.serve.latents import interpolation_latents, seed_latents
+from ganops.serve.latents import interpolation_latents, seed_latents, with_class
 from ganops.serve.metrics import ServeMetrics
 from ganops.serve.schemas import PngList, Problem, request_models
 from ganops.serve.session import GeneratorSession
@@ -127,7 +127,7 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     async def warm_up() -> None:
         # The first runs allocate ORT's arenas and pick kernels; do it before saying ready.
         for rows in (1, batcher.max_batch):
-            await asyncio.to_thread(session.run, seed_latents(0, rows, info.latent_dim), _labels(0, rows))
+            await asyncio.to_thread(session.run, seed_latents(0, rows, info.latent_dim))
         state["ready"] = True
         metrics.ready.set(1)
         log.info("warm-up done; ready (model sha256 %s, provider %s)", session.sha256[:12], session.provider)
@@ -166,27 +166,20 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
         return _problem(err.status_code, str(err.detail), headers=getattr(err, "headers", None))
 
-    def _labels(label: int | None, rows: int) -> np.ndarray | None:
-        if not info.class_input:
-            return None
-        return np.full(rows, 0 if label is None else label, dtype=np.int64)
-
-    def _check_class(label: int | None) -> None:
-        if info.class_input is None and label is not None:
+    def _conditioned(latents: np.ndarray, label: int | None) -> np.ndarray:
+        """Latents for the requested class; without one, a conditional model draws classes from z."""
+        if label is None:
+            return latents
+        if not info.class_cdf:
             raise HTTPException(422, "class: this model is unconditional; leave class out")
-        if info.class_input is not None:
-            if label is None:
-                raise HTTPException(
-                    422, f"class: required for this conditional model (0..{info.num_classes - 1})"
-                )
-            if label >= info.num_classes:
-                raise HTTPException(422, f"class: must be < {info.num_classes}, got {label}")
-
-    async def _generate(
-        latents: np.ndarray, label: int | None, fmt: str, headers: dict[str, str]
-    ) -> Response:
         try:
-            out = await batcher.submit(latents, _labels(label, len(latents)))
+            return with_class(latents, label, list(info.class_cdf))
+        except ValueError as err:
+            raise HTTPException(422, f"class: {err}") from None
+
+    async def _generate(latents: np.ndarray, fmt: str, headers: dict[str, str]) -> Response:
+        try:
+            out = await batcher.submit(latents)
         except Overloaded as err:
             return _problem(503, f"overloaded: {err}; retry shortly", headers={"Retry-After": "1"})
         headers = {**headers, "X-Model-Sha256": session.sha256, "X-Provider": session.provider}
@@ -214,16 +207,14 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     @app.post("/v1/generate", responses=responses, response_class=Response)
     async def generate(request: GenerateRequest) -> Response:  # type: ignore[valid-type]
         """`n` images for `seed`; image i is the same for every n > i."""
-        _check_class(request.class_)
-        latents = seed_latents(request.seed, request.n, info.latent_dim)
-        return await _generate(latents, request.class_, request.format, {"X-Seed": str(request.seed)})
+        latents = _conditioned(seed_latents(request.seed, request.n, info.latent_dim), request.class_)
+        return await _generate(latents, request.format, {"X-Seed": str(request.seed)})
 
     @app.post("/v1/interpolate", responses=responses, response_class=Response)
     async def interpolate(request: InterpolateRequest) -> Response:  # type: ignore[valid-type]
         """`steps` images along the arc from `seed_a`'s first image to `seed_b`'s."""
-        _check_class(request.class_)
-        latents = interpolation_latents(request.seed_a, request.seed_b, request.steps, info.latent_dim)
-        return await _generate(latents, request.class_, request.format, {})
+        path = interpolation_latents(request.seed_a, request.seed_b, request.steps, info.latent_dim)
+        return await _generate(_conditioned(path, request.class_), request.format, {})
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -242,7 +233,7 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
             "provider": session.provider,
             "latent_dim": info.latent_dim,
             "image_shape": list(info.image_shape),
-            "num_classes": info.num_classes,
+            "num_classes": len(info.class_cdf),
             "max_n": settings.max_n,
             "max_steps": settings.max_steps,
             "batching": settings.batching,

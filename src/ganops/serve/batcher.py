@@ -21,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+RunFn = Callable[[np.ndarray], np.ndarray]
 ObserveFn = Callable[[int, int, float], None]  # rows, requests, seconds of one model run
 
 
@@ -32,7 +32,6 @@ class Overloaded(Exception):
 @dataclass
 class _Job:
     latents: np.ndarray
-    labels: np.ndarray | None
     future: asyncio.Future
     arrived: float = field(default_factory=time.perf_counter)
 
@@ -71,10 +70,10 @@ class MicroBatcher:
                 job.future.set_exception(Overloaded("server is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def submit(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    async def submit(self, latents: np.ndarray) -> np.ndarray:
         if self._pending_rows + len(latents) > self.max_pending_rows:
             raise Overloaded(f"{self._pending_rows} rows are already queued (limit {self.max_pending_rows})")
-        job = _Job(latents, labels, asyncio.get_running_loop().create_future())
+        job = _Job(latents, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self._pending_rows += len(latents)
         self._arrived.set()
@@ -114,12 +113,9 @@ class MicroBatcher:
             if not jobs:
                 continue
             latents = np.concatenate([j.latents for j in jobs]) if len(jobs) > 1 else jobs[0].latents
-            labels = None
-            if jobs[0].labels is not None:
-                labels = np.concatenate([j.labels for j in jobs]) if len(jobs) > 1 else jobs[0].labels
             began = time.perf_counter()
             try:
-                images = await loop.run_in_executor(self._executor, self._run, latents, labels)
+                images = await loop.run_in_executor(self._executor, self._run, latents)
             except Exception as err:  # noqa: BLE001 - every waiting request gets the failure
                 log.exception("model run failed for a batch of %d rows", len(latents))
                 for job in jobs:

@@ -74,12 +74,10 @@ def sample(
     tracking_uri: str | None = TrackingOption,
 ) -> None:
     """Write n images for a seed, exactly as POST /v1/generate returns them on the same provider."""
-    import numpy as np
-
     from ganops.errors import GanopsError, ServeError
     from ganops.files import atomic_path
     from ganops.serve import images
-    from ganops.serve.latents import seed_latents
+    from ganops.serve.latents import seed_latents, with_class
     from ganops.serve.session import GeneratorSession
     from ganops.serve.source import resolve
 
@@ -88,17 +86,15 @@ def sample(
     try:
         session = GeneratorSession(resolve(model, tracking_uri), provider)
         info = session.info
-        if (label is not None) != bool(info.class_input):
-            raise ServeError(
-                "--class: "
-                + (
-                    "required for this conditional model"
-                    if info.class_input
-                    else "this model is unconditional; leave it out"
-                )
-            )
-        labels = np.full(n, label, dtype=np.int64) if info.class_input else None
-        result = session.run(seed_latents(seed, n, info.latent_dim), labels)
+        latents = seed_latents(seed, n, info.latent_dim)
+        if label is not None:
+            if not info.class_cdf:
+                raise ServeError("--class: this model is unconditional; leave it out")
+            try:
+                latents = with_class(latents, label, list(info.class_cdf))
+            except ValueError as err:
+                raise ServeError(f"--class: {err}") from None
+        result = session.run(latents)
     except GanopsError as err:
         raise _fail(err) from None
     with atomic_path(out) as tmp:

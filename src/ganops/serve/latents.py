@@ -7,6 +7,8 @@ consumed row by row, so the first k rows for a seed do not depend on how many we
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 MAX_SEED = 2**32 - 1  # the same range as params.yaml's seed
@@ -39,3 +41,26 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
 def interpolation_latents(seed_a: int, seed_b: int, steps: int, latent_dim: int) -> np.ndarray:
     """The path between the first latent of ``seed_a`` and the first latent of ``seed_b``."""
     return slerp(seed_latents(seed_a, 1, latent_dim)[0], seed_latents(seed_b, 1, latent_dim)[0], steps)
+
+
+def with_class(latents: np.ndarray, label: int, class_cdf: list[float]) -> np.ndarray:
+    """Latents that a class-conditional ganops generator renders as class ``label``.
+
+    Exported conditional generators read their class from the first latent coordinate
+    (``LatentClasses``: class = how many cumulative-prior bounds Phi(z[0]) exceeds), so ``G(z)``
+    stays a single-input graph. Here Phi(z[0]) is squeezed into the middle 98% of ``label``'s
+    interval of that prior, keeping each image's own draw within the class; the other
+    coordinates are untouched.
+    """
+    if not 0 <= label < len(class_cdf):
+        raise ValueError(f"class must be in [0, {len(class_cdf) - 1}], got {label}")
+    lo = 0.0 if label == 0 else class_cdf[label - 1]
+    hi = class_cdf[label]
+    if hi <= lo:
+        raise ValueError(f"class {label} has zero probability in the training data's class prior")
+    normal = NormalDist()
+    out = latents.copy()
+    for row in out:
+        u = lo + (hi - lo) * (0.01 + 0.98 * normal.cdf(float(row[0])))
+        row[0] = normal.inv_cdf(u)
+    return out

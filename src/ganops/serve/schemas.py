@@ -38,7 +38,10 @@ def request_models(max_n: int, max_steps: int) -> tuple[type[Strict], type[Stric
         n: Int = Field(ge=1, le=max_n, description=f"number of images, 1..{max_n}")
         seed: Int = Field(ge=0, le=MAX_SEED, description="same seed, same images (as `ganops sample --seed`)")
         class_: Int | None = Field(
-            None, alias="class", ge=0, description="class label, for conditional models only"
+            None,
+            alias="class",
+            ge=0,
+            description="class label (conditional models only); without it the model draws classes from the latents",
         )
         format: Format = Field("png", description=FORMAT_HELP)
 
@@ -49,7 +52,10 @@ def request_models(max_n: int, max_steps: int) -> tuple[type[Strict], type[Stric
             8, ge=2, le=max_steps, description=f"images on the path, ends included, 2..{max_steps}"
         )
         class_: Int | None = Field(
-            None, alias="class", ge=0, description="class label, for conditional models only"
+            None,
+            alias="class",
+            ge=0,
+            description="class label (conditional models only); without it the model draws classes from the latents",
         )
         format: Format = Field("png", description=FORMAT_HELP)
 

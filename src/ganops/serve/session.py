@@ -33,8 +33,7 @@ class ModelInfo:
     output_name: str
     latent_dim: int
     image_shape: tuple[int, int, int]  # (C, H, W)
-    class_input: str | None  # name of the int64 label input of a conditional model
-    num_classes: int  # 0 for an unconditional model
+    class_cdf: tuple[float, ...]  # cumulative class prior of a conditional model; () if unconditional
     input_dtype: str  # "float32", or "float16" for a model exported without keep_io_types
 
 
@@ -77,6 +76,9 @@ def _why(requested: str, tried: list[str], got: str, available: list[str]) -> st
 
 class GeneratorSession:
     """Runs ``latents (n, latent_dim) -> images (n, C, H, W)``; one call at a time (the batcher serializes)."""
+
+    # Class-conditional models take their class from z[:, 0] (see latents.with_class), so every
+    # ganops graph has the single input ``z``.
 
     def __init__(
         self,
@@ -126,10 +128,8 @@ class GeneratorSession:
         self.sha256 = model.sha256
         self.origin = model.origin
 
-    def run(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    def run(self, latents: np.ndarray) -> np.ndarray:
         feeds = {self.info.input_name: latents.astype(self.info.input_dtype, copy=False)}
-        if self.info.class_input:
-            feeds[self.info.class_input] = labels.astype(np.int64, copy=False)
         if not self.io_binding:
             out = self.session.run([self.info.output_name], feeds)[0]
             return out.astype(np.float32, copy=False)
@@ -153,15 +153,14 @@ def _model_info(session, origin: str) -> ModelInfo:
         output_name = meta.get("ganops.output", next(iter(outputs)))
         latent_dim = int(meta.get("ganops.latent_dim") or inputs[input_name].shape[1])
         image_shape = tuple(int(d) for d in meta["ganops.image_shape"].split(","))
-        class_input = meta.get("ganops.class_input") or None
-        num_classes = int(meta.get("ganops.num_classes", "0"))
+        cdf = (
+            tuple(float(v) for v in meta["ganops.class_cdf"].split(",")) if "ganops.class_cdf" in meta else ()
+        )
         dtype = "float16" if inputs[input_name].type == "tensor(float16)" else "float32"
     except (KeyError, ValueError, StopIteration, IndexError) as err:
         raise ServeError(
             f"{origin}: the ONNX file lacks ganops metadata ({err!r}); serve a file written by `ganops export`"
         ) from None
-    if class_input and (class_input not in inputs or num_classes < 1):
-        raise ServeError(f"{origin}: metadata names class input {class_input!r} that the graph lacks")
     if len(image_shape) != 3:
         raise ServeError(f"{origin}: ganops.image_shape must be C,H,W, got {meta['ganops.image_shape']!r}")
-    return ModelInfo(input_name, output_name, latent_dim, image_shape, class_input, num_classes, dtype)
+    return ModelInfo(input_name, output_name, latent_dim, image_shape, cdf, dtype)
