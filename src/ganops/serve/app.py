@@ -126,8 +126,13 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
 
     async def warm_up() -> None:
         # The first runs allocate ORT's arenas and pick kernels; do it before saying ready.
-        for rows in (1, batcher.max_batch):
-            await asyncio.to_thread(session.run, seed_latents(0, rows, info.latent_dim))
+        try:
+            for rows in (1, batcher.max_batch):
+                await asyncio.to_thread(session.run, seed_latents(0, rows, info.latent_dim))
+        except Exception as err:  # noqa: BLE001 - reported by /readyz, which then never turns ready
+            state["error"] = f"{type(err).__name__}: {err}"
+            log.exception("warm-up failed; /readyz stays 503")
+            return
         state["ready"] = True
         metrics.ready.set(1)
         log.info("warm-up done; ready (model sha256 %s, provider %s)", session.sha256[:12], session.provider)
@@ -224,6 +229,8 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     @app.get("/readyz", responses={503: {"model": Problem, "description": "still warming up"}})
     async def readyz() -> Any:
         """The model is loaded and a warm-up run is done (readiness)."""
+        if "error" in state:
+            return _problem(503, f"warm-up failed: {state['error']}; check the server log and the model")
         if not state["ready"]:
             return _problem(503, "warming up: the model's first run has not finished")
         return {

@@ -9,8 +9,10 @@ load is an error instead of a silent fallback.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,11 +40,19 @@ class ModelInfo:
 
 
 def cpu_threads() -> int:
-    """The cores this process may run on (cgroup/affinity aware), not the host's count."""
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's CPU limit), not the host's count; more threads than that only contend."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit visible
+    return max(1, cores)
 
 
 def _candidates(requested: str, available: list[str]) -> list[str]:
