@@ -38,6 +38,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "dcgan-hinge-sn": {"model.arch": "dcgan", "train.loss": "hinge", "model.spectral_norm": True},
     "resnet-hinge-sn": {"model.arch": "resnet", "train.loss": "hinge", "model.spectral_norm": True},
     "dcgan-wgan-gp": {"model.arch": "dcgan", "train.loss": "wgan_gp", "model.spectral_norm": True},
+    "cdcgan-ns": {"model.arch": "dcgan", "train.loss": "non_saturating", "model.conditional": True},
     "cdcgan-hinge-sn": {
         "model.arch": "dcgan",
         "train.loss": "hinge",
@@ -68,7 +69,16 @@ def with_overrides(raw: dict, overrides: dict[str, object]) -> dict:
     return raw
 
 
-def run_one(base: dict, root: Path, shared: Path, config: str, seed: int, epochs: int | None) -> dict:
+def run_one(
+    base: dict,
+    root: Path,
+    shared: Path,
+    config: str,
+    seed: int,
+    epochs: int | None,
+    max_steps: int | None,
+    extra: dict,
+) -> dict:
     work = root / f"{config}-{seed}"
     (work / "data").mkdir(parents=True, exist_ok=True)
     (work / "models").mkdir(parents=True, exist_ok=True)
@@ -77,9 +87,11 @@ def run_one(base: dict, root: Path, shared: Path, config: str, seed: int, epochs
     cache = shared / "models" / "feature_cache"
     if cache.is_dir():
         (work / "models" / "feature_cache").symlink_to(cache)
-    overrides = {**NEUTRAL, **CONFIGS[config], "seed": seed}
+    overrides = {**NEUTRAL, **CONFIGS[config], **extra, "seed": seed}
     if epochs is not None:
         overrides["train.epochs"] = epochs
+    if max_steps is not None:
+        overrides["train.max_steps"] = max_steps
     raw = with_overrides(base, {k: v for k, v in overrides.items() if k != "seed"})
     raw["seed"] = seed
     params = parse_params(raw, origin=f"{config} seed {seed}")
@@ -115,12 +127,19 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs of params.yaml")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="cap on G steps per run (a reduced budget)"
+    )
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="KEY=YAML overrides for every run, e.g. train.lr_d=4e-4"
+    )
     parser.add_argument("--only", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--jsonl", default="reports/quality.jsonl", help="one JSON line per run is appended")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
     base = yaml.safe_load(Path(args.params).read_text())
+    extra = {k: yaml.safe_load(v) for k, v in (e.split("=", 1) for e in args.extra)}
     shared = Path(args.project).resolve()
     for needed in (shared / "data" / "prepared" / "manifest.json", shared / "models" / "evaluator.pt"):
         if not needed.exists():
@@ -131,8 +150,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ganops-quality-") as tmp:
         for config in args.only:
             for seed in range(args.seeds):
-                row = run_one(base, Path(tmp), shared, config, seed, args.epochs)
+                row = run_one(base, Path(tmp), shared, config, seed, args.epochs, args.max_steps, extra)
                 row["epochs"] = args.epochs or base.get("train", {}).get("epochs")
+                row["max_steps"] = args.max_steps
+                row["extra"] = args.extra
                 rows.append(row)
                 with open(jsonl, "a") as f:
                     f.write(json.dumps(row) + "\n")

@@ -99,7 +99,9 @@ def _fid_inception(ctx: MetricContext) -> dict[str, float]:
 
     weights = find_weights(ctx.inception_weights)
     if weights is None or ctx.real_images is None or ctx.fake_images is None:
-        ctx.notes.append("fid_inception omitted: no local Inception-v3 weights file")
+        ctx.notes.append(
+            "fid_inception omitted: no local Inception-v3 weights file (evaluate.inception_weights)"
+        )
         return {}
     net = InceptionFeatures((ctx.inception_builder or torch_fidelity_inception)(weights))
     net = net.to(ctx.device)

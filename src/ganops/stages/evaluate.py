@@ -118,8 +118,6 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
         "seconds": round(time.perf_counter() - began, 2),
     }
     write_json(layout.metrics, report)
-    for note in model_ctx.notes:
-        log.info("%s", note)
     log.info(
         "fid_domain %.3f (floor %.3f, ratio %.2f), kid_domain %.4f",
         report["fid_domain"],

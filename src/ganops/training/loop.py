@@ -363,7 +363,7 @@ def _write_history(path: Path, history: list[list[float]]) -> None:
 
 
 def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
-    if path is None or not live_history:
+    if path is None:  # written even when empty (train.eval_every 0): DVC declares it as a plot
         return
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
