@@ -157,3 +157,31 @@ def test_hflip_flips_about_half():
     flipped = hflip(x, torch.Generator().manual_seed(0))
     n = sum(torch.equal(f, x[0].flip(2)) for f in flipped)
     assert 70 < n < 130
+
+
+def config_error(raw):
+    from ganops.config import parse_params
+
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    return str(err.value)
+
+
+def test_params_reject_a_conditional_mlp_and_smoothing_with_hinge():
+    assert (
+        "model.conditional: mlp has no class-conditional variant; use one of dcgan, resnet"
+        in config_error({"model": {"arch": "mlp", "conditional": True}})
+    )
+    message = config_error({"train": {"loss": "hinge", "label_smoothing": 0.1}})
+    assert (
+        "train.label_smoothing: applies to the cross-entropy losses (minimax, non_saturating), not hinge"
+        in message
+    )
+    assert "train.augment.0" in config_error({"train": {"augment": ["mixup"]}})
+
+
+def test_unknown_arch_and_loss_list_every_valid_name():
+    assert "dcgan, mlp, resnet" in config_error({"model": {"arch": "stylegan9"}})
+    assert "hinge, least_squares, minimax, non_saturating, wgan, wgan_gp" in config_error(
+        {"train": {"loss": "x"}}
+    )
