@@ -73,3 +73,15 @@ def test_invalid_yaml_is_reported(tmp_path):
 
 def test_device_must_be_known():
     assert "train.device" in error_of({"train": {"device": "tpu"}})
+
+
+def test_repository_params_file_spells_out_every_key():
+    """`dvc exp run -S section.key=value` can only set keys that params.yaml lists."""
+    import yaml
+
+    def keys(tree, prefix=""):
+        for key, value in tree.items():
+            yield from keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+
+    written = set(keys(yaml.safe_load((REPO / "params.yaml").read_text())))
+    assert set(keys(load_params(REPO / "params.yaml").model_dump())) - written == set()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganops.config import parse_params
+
 from conftest import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +36,8 @@ def project(tiny_idx, tmp_path_factory):
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(REPO / "dvc.yaml", root)
     shutil.copy(REPO / ".gitignore", root)
-    write_params(root / "params.yaml", tiny_params(tiny_idx))
+    # Every key spelled out, as in the repository's params.yaml, so `dvc exp run -S` can set any of them.
+    write_params(root / "params.yaml", parse_params(tiny_params(tiny_idx)).model_dump())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["DVC_NO_ANALYTICS"] = "1"
     for cmd in (
@@ -58,7 +61,7 @@ def test_repro_runs_the_dag_then_nothing(project):
     assert metrics["fid_domain"] > metrics["floor"]["fid_domain"] >= 0
     assert metrics["counts"]["generated"] == 256
     registry = json.loads((root / "reports/registry.json").read_text())
-    assert registry["version"] == "1" and registry["aliases"] == ["champion"]
+    assert registry["version"] == "1" and registry["aliases"] == ["challenger", "champion"]
     assert (root / "mlflow.db").exists()
     sidecar = json.loads((root / "models/generator.onnx.json").read_text())
     assert sidecar["parity"]["max_abs_diff"] <= 1e-3
@@ -66,6 +69,8 @@ def test_repro_runs_the_dag_then_nothing(project):
     second = sh(["dvc", "repro"], root, env)
     assert ran(second) == []
     assert "Data and pipelines are up to date" in second
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "baseline run"], root, env)
 
 
 def test_changing_epochs_reruns_train_and_after_only(project):
@@ -81,3 +86,37 @@ def test_changing_epochs_reruns_train_and_after_only(project):
     registry = json.loads((root / "reports/registry.json").read_text())
     assert registry["version"] == "2"
     assert registry["promoted"] == ("champion" in registry["aliases"])
+
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], root, env))
+    assert "fid_domain" in diff["reports/metrics.json"]  # compared with the baseline commit
+
+
+def test_exp_run_accepts_a_param_from_every_section(project):
+    root, env = project
+    overrides = [
+        "seed=11",
+        "data.max_train=448",
+        "evaluator.min_accuracy=0.3",
+        "model.latent_dim=6",
+        "train.epochs=1",
+        "evaluate.num_samples=200",
+        "export.opset=17",
+        "register.experiment=exp-test",
+        "schedule.cron=0 4 * * *",
+    ]
+    sh(
+        ["dvc", "exp", "run", "-n", "every-section", *[arg for o in overrides for arg in ("-S", o)]],
+        root,
+        env,
+    )
+    table = json.loads(sh(["dvc", "exp", "show", "--json"], root, env))
+    rows = [exp for commit in table for exp in (commit.get("experiments") or []) for exp in exp["revs"]]
+    row = next(r for r in rows if r.get("name") == "every-section")
+    metrics = row["data"]["metrics"]["reports/metrics.json"]["data"]
+    assert {"fid_domain", "kid_domain", "fid_domain_floor_ratio"} <= metrics.keys()
+    assert row["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 1
+
+    html = root / "plots"
+    sh(["dvc", "plots", "show", "-o", str(html)], root, env)
+    page = (html / "index.html").read_text()
+    assert "loss_d" in page and "Adversarial losses per step" in page

@@ -130,6 +130,7 @@ def log_pipeline(
             signature=_signature(sidecar),
             input_example={sidecar["input"]["name"]: example},
             registered_model_name=params.register.model_name,
+            save_as_external_data=False,  # keep the registered bytes identical to the export
             pip_requirements=["onnxruntime", "onnx"],  # explicit: inferring them costs seconds
         )
         G, _ = load_generator(layout.generator, "cpu")
