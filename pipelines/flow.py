@@ -104,19 +104,26 @@ def pipeline(root: str = str(PROJECT), params_file: str = "params.yaml") -> dict
     return {"results": results, "cached": cached}
 
 
-def serve() -> None:
+def deployment(project: Path = PROJECT):
+    """The retraining deployment: this flow on params' schedule.cron (nightly by default)."""
     from prefect.schedules import Cron
 
     from ganops.config import load_params
 
-    schedule = load_params(PROJECT / "params.yaml").schedule
-    pipeline.serve(
+    schedule = load_params(project / "params.yaml").schedule
+    return pipeline.to_deployment(
         name="ganops-retrain",
         schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
-        parameters={"root": str(PROJECT), "params_file": "params.yaml"},
+        parameters={"root": str(project), "params_file": "params.yaml"},
         tags=["ganops"],
         description="Retrain, evaluate, export and register the generator; champion moves only if better.",
     )
+
+
+def serve() -> None:
+    from prefect import serve as serve_deployments
+
+    serve_deployments(deployment())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def prefect_api(tmp_path_factory):
 def flow_module():
     spec = importlib.util.spec_from_file_location("ganops_flow", REPO / "pipelines" / "flow.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["ganops_flow"] = module  # deployments look their flow up by module name
     spec.loader.exec_module(module)
     return module
 
@@ -99,3 +101,20 @@ def test_markdown_artifact_has_metrics_and_decision(prefect_api, flow_module, pr
         )
     text = artifacts[-1].data
     assert "| fid_domain |" in text and "**Registry:** ganops-generator v" in text
+
+
+def test_deployment_runs_on_the_schedule_from_params(flow_module, project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["schedule"] = {"cron": "15 2 * * 1", "timezone": "Europe/Paris"}
+    write_params(project / "params.yaml", params)
+    deployment = flow_module.deployment(project)
+    (schedule,) = deployment.schedules
+    assert schedule.schedule.cron == "15 2 * * 1" and schedule.schedule.timezone == "Europe/Paris"
+    assert deployment.parameters == {"root": str(project), "params_file": "params.yaml"}
+
+
+def test_prefect_yaml_declares_the_same_flow_and_default_schedule(flow_module):
+    declared = yaml.safe_load((REPO / "pipelines" / "prefect.yaml").read_text())["deployments"][0]
+    assert declared["entrypoint"] == "pipelines/flow.py:pipeline"
+    default = yaml.safe_load((REPO / "params.yaml").read_text())["schedule"]
+    assert declared["schedules"][0] == {"cron": default["cron"], "timezone": default["timezone"]}
