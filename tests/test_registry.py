@@ -128,6 +128,7 @@ def test_pipeline_run_has_nested_stage_runs_and_step_metrics(exported, sqlite_re
     exported.train_history.write_text(
         "step,epoch,loss_d,loss_g,d_real,d_fake\n1,0,1.5,0.7,0.6,0.4\n2,0,1.2,0.9,0.7,0.3\n"
     )
+    (exported.train_live).write_text("step,fid_live,class_coverage,class_kl\n2,9.5,1,0.1\n")
     record = register(sqlite_registry, with_fid(exported, 20.0))
     client = mlflow.MlflowClient()
     parent = client.get_run(record["run_id"])
@@ -146,6 +147,9 @@ def test_pipeline_run_has_nested_stage_runs_and_step_metrics(exported, sqlite_re
     train_run = next(r for r in children if r.data.tags["ganops.stage"] == "train")
     history = client.get_metric_history(train_run.info.run_id, "loss_d")
     assert [(m.step, m.value) for m in history] == [(1, 1.5), (2, 1.2)]
+    assert [(m.step, m.value) for m in client.get_metric_history(train_run.info.run_id, "fid_live")] == [
+        (2, 9.5)
+    ]
 
 
 def test_promote_and_rollback_record_their_reasons(exported, sqlite_registry):

@@ -90,8 +90,12 @@ def _stage_runs(mlflow, params: Params, layout: Layout, read_json) -> None:
                 mlflow.log_artifact(str(report))
             if stage == "train":
                 mlflow.log_params(flatten(params.model.model_dump(), "model."))
-                count = _log_step_metrics(mlflow.MlflowClient(), run.info.run_id, layout.train_history)
-                log.info("logged %d per-step training metrics", count)
+                client = mlflow.MlflowClient()
+                count = sum(
+                    _log_step_metrics(client, run.info.run_id, csv_path)
+                    for csv_path in (layout.train_history, layout.train_live)
+                )
+                log.info("logged %d per-step training metrics (losses, live FID)", count)
                 for grid in sorted(layout.samples.glob("epoch_*.png")):
                     epoch = int(grid.stem.split("_")[1])
                     mlflow.log_image(Image.open(grid), key="samples", step=epoch)

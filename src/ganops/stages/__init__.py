@@ -47,6 +47,10 @@ class Layout:
         return self.root / "reports" / "train" / "losses.csv"
 
     @property
+    def train_live(self) -> Path:
+        return self.root / "reports" / "train" / "live.csv"
+
+    @property
     def train_report(self) -> Path:
         return self.root / "reports" / "train.json"
 
