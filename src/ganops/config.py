@@ -136,6 +136,9 @@ class TrainParams(Section):
     grid_size: int = Field(64, ge=1, le=1024)
     # bf16 autocast and channels_last; "auto" turns them on for CUDA only.
     mixed_precision: Literal["auto", "off", "bf16"] = "auto"
+    # torch.compile of G and D's training forward passes; "auto" turns it on for CUDA only. A failed
+    # compilation falls back to eager with one notice.
+    compile: Literal["auto", "on", "off"] = "auto"
     # Live quality: every eval_every steps (0: off), FID of eval_samples EMA samples and class
     # coverage go to reports/train/live.csv; the best step by that FID is kept as best.pt.
     eval_every: int = Field(0, ge=0)

@@ -9,6 +9,7 @@ from ganops.config import Params
 from ganops.files import write_json
 from ganops.metrics.cache import cache_folder
 from ganops.stages import Layout
+from ganops.training import distributed
 from ganops.training.loop import TrainPaths, train
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ def run(params: Params, layout: Layout, **_) -> dict:
         feature_cache=cache_folder(layout.root),
     )
     result = asdict(train(params, paths))
+    if not distributed.is_main():  # under torchrun, rank 0 writes the report
+        return result
     write_json(layout.train_report, result)
     log.info(
         "trained %d steps (resumed from %d) at %.0f images/s",

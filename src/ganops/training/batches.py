@@ -6,6 +6,8 @@ The whole uint8 dataset stays on the device; batch ``b`` of the run is a pure fu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ganops.data.prepared import to_unit_range
@@ -22,9 +24,10 @@ class RealBatches:
         seed: int,
         flip: bool,
         memory_format: torch.memory_format,
+        share: Callable = lambda batch: batch,  # a rank's rows of the global batch under DDP
     ) -> None:
         self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
-        self.flip, self.memory_format = flip, memory_format
+        self.flip, self.memory_format, self.share = flip, memory_format, share
         self.per_epoch = len(images) // batch_size
         self._perm, self._perm_epoch = None, -1
 
@@ -41,4 +44,6 @@ class RealBatches:
         real = to_unit_range(self.images[idx]).contiguous(memory_format=self.memory_format)
         if self.flip:
             real = hflip(real, rng)
-        return real, (None if self.labels is None else self.labels[idx])
+        # Shared out after the flips, so N ranks see exactly the images of one process's global batch.
+        labels = None if self.labels is None else self.share(self.labels[idx])
+        return self.share(real).contiguous(memory_format=self.memory_format), labels

@@ -32,8 +32,8 @@ from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalt
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.layers import labels_for
 from ganops.progress import Progress
-from ganops.runtime import pick_device, seed_everything, seeded_generator
-from ganops.training import checkpoint
+from ganops.runtime import seed_everything, seeded_generator
+from ganops.training import checkpoint, distributed, fast
 from ganops.training.augment import diff_augment
 from ganops.training.batches import RealBatches
 from ganops.training.ema import EMA
@@ -73,7 +73,7 @@ def fingerprint(params: Params, data_sha256: str) -> str:
     """What makes two training runs the same run. Epochs, step caps and logging are left out,
     so a longer run resumes a shorter one's checkpoints."""
     shaping = params.train.model_dump(
-        exclude={"epochs", "max_steps", "checkpoint_every", "device", "eval_every", "eval_samples"}
+        exclude={"epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every", "eval_samples"}
         | {"collapse_coverage", "stop_on_collapse", "grid_size"}
     )
     blob = json.dumps([FORMAT, params.seed, params.model.model_dump(), shaping, data_sha256], sort_keys=True)
@@ -88,7 +88,8 @@ def _autocast(device: torch.device, mode: str):
 
 def train(params: Params, paths: TrainPaths) -> TrainResult:
     tp = params.train
-    device = pick_device(tp.device)
+    world = distributed.setup(tp.device, tp.batch_size)  # one process, or this rank under torchrun
+    device = world.device
     split = load_split(paths.prepared, "train")
     n_images = len(split.images)
     if n_images < tp.batch_size * tp.n_critic:
@@ -104,18 +105,20 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     G, D = build_generator(spec).to(device), build_discriminator(spec).to(device)
     if spec.conditional:  # G(z) draws labels with the training data's class frequencies
         G.cond.classes.set_prior(torch.bincount(labels.cpu(), minlength=spec.num_classes))
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = fast.memory_format(device)
     G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
     loss = LOSSES.get(tp.loss)
-    opt_g = torch.optim.Adam(G.parameters(), lr=tp.lr_g or tp.lr, betas=(tp.beta1, tp.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=tp.lr_d or tp.lr, betas=(tp.beta1, tp.beta2))
+    opt_g = fast.adam(G.parameters(), tp.lr_g or tp.lr, (tp.beta1, tp.beta2), device)
+    opt_d = fast.adam(D.parameters(), tp.lr_d or tp.lr, (tp.beta1, tp.beta2), device)
     ema = EMA(G, tp.ema_decay)
     noise = seeded_generator(params.seed, 1)
     fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
         device
     )
-    batches = RealBatches(images, labels, tp.batch_size, params.seed, "hflip" in tp.augment, memory_format)
-    live = _live_quality(params, paths, spec, device)
+    batches = RealBatches(
+        images, labels, tp.batch_size, params.seed, "hflip" in tp.augment, memory_format, world.share
+    )
+    live = _live_quality(params, paths, spec, device) if world.is_main else None
 
     total_batches = batches.per_epoch * tp.epochs
     total = (
@@ -128,9 +131,11 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     live_history: list[list[float]] = []
     start = 0
     state = checkpoint.load_latest(paths.checkpoints, run_id, total)
+    world.barrier()  # every rank has read the checkpoints before rank 0 may clear them
     if state is None:
-        checkpoint.clear(paths.checkpoints)
-        checkpoint.clear(paths.samples)
+        if world.is_main:
+            checkpoint.clear(paths.checkpoints)
+            checkpoint.clear(paths.samples)
     else:
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
@@ -154,6 +159,10 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             "live": torch.tensor(live_history, dtype=torch.float64).reshape(-1, len(LIVE_COLUMNS)),
         }
 
+    # Forward passes run through DDP (gradient all-reduce) and torch.compile when on; state is read
+    # from G and D. D stays eager under a gradient penalty: compiled graphs have no double backward.
+    G_step = fast.compiled(world.wrap(G), tp.compile, device)
+    D_step = fast.compiled(world.wrap(D), "off" if _double_backward(tp, loss) else tp.compile, device)
     G.train(), D.train()
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
@@ -164,15 +173,15 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
             for k in range(tp.n_critic):
                 real, y_real = batches.get(step * tp.n_critic + k, rng)
-                z = torch.randn(tp.batch_size, spec.latent_dim, generator=noise).to(device)
+                z = world.share(torch.randn(tp.batch_size, spec.latent_dim, generator=noise)).to(device)
                 y_fake = labels_for(G, z)
                 real.requires_grad_(tp.r1_gamma > 0)
                 with _autocast(device, tp.mixed_precision):
-                    fake = G(z, y_fake)
-                    logits_real = D(_augment(real, tp, rng), y_real).float()
-                    logits_fake = D(_augment(fake.detach(), tp, rng), y_fake).float()
+                    fake = G_step(z, y_fake)
+                    logits_real = D_step(_augment(real, tp, rng), y_real).float()
+                    logits_fake = D_step(_augment(fake.detach(), tp, rng), y_fake).float()
                     loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
-                    loss_d = loss_d + _penalty(tp, loss, D, real, fake, logits_real, y_real, rng)
+                    loss_d = loss_d + _penalty(tp, loss, D_step, real, fake, logits_real, y_real, rng)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
@@ -181,7 +190,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 
             # 2. G learns to fool the freshly updated D (on the last critic step's fakes).
             with _autocast(device, tp.mixed_precision):
-                loss_g = loss.g(D(_augment(fake, tp, rng), y_fake).float())
+                loss_g = loss.g(D_step(_augment(fake, tp, rng), y_fake).float())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -189,26 +198,28 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 
             done, epoch = step + 1, batches.epoch_of(step * tp.n_critic)
             row = [done, epoch, loss_d.item(), loss_g.item(), *_mean_d(logits_real, logits_fake)]
+            row[2:] = world.mean(row[2:])  # the global batch's losses, the same on every rank
             _stop_if_diverged(row, paths.checkpoints)
             history.append(row)
             progress.update(loss_d=row[2], loss_g=row[3])
 
             # 3. Now and then: sample grid, live quality, checkpoint.
-            if batches.epoch_of(done * tp.n_critic) != epoch or done == total:
+            if world.is_main and (batches.epoch_of(done * tp.n_critic) != epoch or done == total):
                 _save_grid(ema.shadow, fixed_z, paths.samples / f"epoch_{epoch + 1:03d}.png")
             if live is not None and (done % tp.eval_every == 0 or done == total):
                 live_history.append(_measure(live, ema.shadow, done, live_history, paths, spec))
                 _check_collapse(live_history[-1], tp, paths.checkpoints, snapshot)
-            if done % tp.checkpoint_every == 0 or done == total:
+            if world.is_main and (done % tp.checkpoint_every == 0 or done == total):
                 checkpoint.save_checkpoint(paths.checkpoints, done, snapshot(done))
                 _write_history(paths.history, history)
                 _write_live(paths.live, live_history)
 
     seconds = time.perf_counter() - began
-    if start == total:  # nothing left to train: the state comes from the final checkpoint
+    if start == total and world.is_main:  # nothing left to train: the state comes from the final checkpoint
         _write_history(paths.history, history)
         _write_live(paths.live, live_history)
-    _save_generator(paths.generator, ema.shadow, spec, step=total, run_id=run_id)
+    if world.is_main:  # rank 0 writes every file
+        _save_generator(paths.generator, ema.shadow, spec, step=total, run_id=run_id)
     trained = total - start
     return TrainResult(
         total, start, seconds, trained * tp.batch_size / max(seconds, 1e-9), **_live_summary(live_history)
@@ -236,6 +247,10 @@ def _arch_spec(params: Params, split) -> ArchSpec:
         m.spectral_norm,
         m.d_dropout,
     )
+
+
+def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
+    return tp.r1_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
 
 
 def _step_seed(seed: int, step: int) -> int:
