@@ -8,11 +8,10 @@ from pathlib import Path
 
 import typer
 
+from ganops.clitools import ParamsOption, user_errors
 from ganops.stages import STAGES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A reproducible GAN factory.")
-
-ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="params file", dir_okay=False)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -25,20 +24,12 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _run(name: str, params: Path) -> None:
-    from ganops.errors import GanopsError
-    from ganops.stages import run_stage
-
-    try:
-        run_stage(name, params)
-    except GanopsError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
-
-
 def _stage_command(name: str, doc: str) -> None:
     def command(params: Path = ParamsOption) -> None:
-        _run(name, params)
+        from ganops.stages import run_stage
+
+        with user_errors():
+            run_stage(name, params)
 
     command.__doc__ = doc
     app.command(name)(command)
@@ -65,28 +56,18 @@ def validate(params: Path = ParamsOption) -> None:
     import yaml
 
     from ganops.config import load_params
-    from ganops.errors import GanopsError
 
-    try:
+    with user_errors():
         typer.echo(yaml.safe_dump(load_params(params).model_dump(), sort_keys=False))
-    except GanopsError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
-
-
-def _add_serving_commands() -> None:
-    from ganops.serve.cli import sample, serve  # light module: heavy imports happen inside the commands
-
-    app.command("serve")(serve)
-    app.command("sample")(sample)
-
-
-_add_serving_commands()
 
 
 def _add_subcommands() -> None:
+    # Light modules: their heavy imports happen inside the commands.
     from ganops.registry.cli import app as registry_app
+    from ganops.serve.cli import sample, serve
 
+    app.command("serve")(serve)
+    app.command("sample")(sample)
     app.add_typer(registry_app, name="registry")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ganops.clitools import user_errors
+
 ProviderOption = typer.Option(
     "auto", "--provider", help="auto (TensorRT > CUDA > CPU), tensorrt, cuda or cpu"
 )
@@ -14,11 +16,6 @@ TrackingOption = typer.Option(
     "--tracking-uri",
     help="MLflow tracking URI for models:/ (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
 )
-
-
-def _fail(err: Exception) -> typer.Exit:
-    typer.echo(f"error: {err}", err=True)
-    return typer.Exit(getattr(err, "exit_code", 2))
 
 
 def serve(
@@ -45,15 +42,12 @@ def serve(
     """Serve the generator over HTTP: /v1/generate, /v1/interpolate, /healthz, /readyz, /metrics, demo at /."""
     import uvicorn
 
-    from ganops.errors import GanopsError
     from ganops.serve.app import ServeSettings, create_app
     from ganops.serve.session import GeneratorSession
     from ganops.serve.source import resolve
 
-    try:
+    with user_errors():
         session = GeneratorSession(resolve(model, tracking_uri), provider, threads or None)
-    except GanopsError as err:
-        raise _fail(err) from None
     settings = ServeSettings(
         max_n=max_n, max_steps=max_n, max_batch=max_batch, max_delay_ms=batch_delay_ms, batching=batching
     )
@@ -74,16 +68,16 @@ def sample(
     tracking_uri: str | None = TrackingOption,
 ) -> None:
     """Write n images for a seed, exactly as POST /v1/generate returns them on the same provider."""
-    from ganops.errors import GanopsError, ServeError
+    from ganops.errors import ServeError
     from ganops.files import atomic_path
     from ganops.serve import images
     from ganops.serve.latents import seed_latents, with_class
     from ganops.serve.session import GeneratorSession
     from ganops.serve.source import resolve
 
-    if out.suffix not in (".png", ".npy"):
-        raise _fail(ServeError(f"--out {out}: must end in .png (grid) or .npy (array)"))
-    try:
+    with user_errors():
+        if out.suffix not in (".png", ".npy"):
+            raise ServeError(f"--out {out}: must end in .png (grid) or .npy (array)")
         session = GeneratorSession(resolve(model, tracking_uri), provider)
         info = session.info
         latents = seed_latents(seed, n, info.latent_dim)
@@ -95,8 +89,6 @@ def sample(
             except ValueError as err:
                 raise ServeError(f"--class: {err}") from None
         result = session.run(latents)
-    except GanopsError as err:
-        raise _fail(err) from None
     with atomic_path(out) as tmp:
         tmp.write_bytes(images.png_grid(result) if out.suffix == ".png" else images.npy_bytes(result))
     typer.echo(f"wrote {out}: {n} images for seed {seed} ({session.provider})")
