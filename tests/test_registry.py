@@ -78,10 +78,17 @@ def exported(tmp_path):
     return layout
 
 
-def with_fid(layout: Layout, fid: float) -> Layout:
+def with_fid(layout: Layout, fid: float, ci95: tuple[float, float] | None = None) -> Layout:
+    interval = {"fid_domain_ci95_low": ci95[0], "fid_domain_ci95_high": ci95[1]} if ci95 else {}
     write_json(
         layout.metrics,
-        {"fid_domain": fid, "kid_domain": 0.01, "floor": {"fid_domain": 0.1}, "evaluator_sha256": SHA},
+        {
+            "fid_domain": fid,
+            "kid_domain": 0.01,
+            "floor": {"fid_domain": 0.1},
+            "evaluator_sha256": SHA,
+            **interval,
+        },
     )
     return layout
 
@@ -116,6 +123,15 @@ def test_registry_gating_with_a_real_mlflow_registry(exported, sqlite_registry):
     # The ONNX flavor is what gets registered; it serves through pyfunc with any batch size.
     model = mlflow.pyfunc.load_model("models:/ganops-generator@champion")
     assert model.predict({"z": np.random.randn(3, 8).astype(np.float32)})["images"].shape == (3, 1, 16, 16)
+
+
+def test_insignificant_improvement_keeps_the_champion(exported, sqlite_registry):
+    register(sqlite_registry, with_fid(exported, 20.0, (18.0, 22.0)))
+    close = register(sqlite_registry, with_fid(exported, 19.0, (17.5, 20.5)))
+    assert not close["promoted"] and "intervals overlap" in close["reason"]
+    assert tuple(close["challenger"]["fid_ci95"]) == (17.5, 20.5)
+    clear = register(sqlite_registry, with_fid(exported, 12.0, (11.0, 13.0)))
+    assert clear["promoted"] and "champion" in clear["aliases"]
 
 
 def test_pytorch_flavor_is_logged_and_accepts_other_batch_sizes(exported, sqlite_registry):

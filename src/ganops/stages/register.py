@@ -37,8 +37,9 @@ def _git_commit(root: Path) -> str:
 
 
 def _interval(metrics: dict) -> tuple[float, float] | None:
-    ci = metrics.get("fid_domain_ci95")
-    return (float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+    """The bootstrap 95% interval of fid_domain, when evaluate computed one."""
+    low, high = metrics.get("fid_domain_ci95_low"), metrics.get("fid_domain_ci95_high")
+    return (float(low), float(high)) if low is not None and high is not None else None
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
