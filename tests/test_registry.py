@@ -282,3 +282,34 @@ def test_registration_through_a_tracking_server(exported, mlflow_server, tmp_pat
     )  # all went to the server
     model = mlflow.pyfunc.load_model("models:/ganops-generator@champion")
     assert model.predict({"z": np.zeros((2, 8), np.float32)})["images"].shape == (2, 1, 16, 16)
+
+
+def test_registry_cli_lists_promotes_and_names_what_exists(exported, sqlite_registry, tmp_path):
+    first = register(sqlite_registry, with_fid(exported, 20.0))
+    register(sqlite_registry, with_fid(exported, 30.0))
+    write_params(tmp_path / "params.yaml", {})
+
+    def ganops(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "ganops", "registry", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listing = ganops("list")
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("v1") and "champion" in lines[0] and "challenger" in lines[1]
+
+    promoted = ganops("promote", "2", "--reason", "preferred by the art team")
+    assert promoted.returncode == 0 and "@champion -> v2" in promoted.stdout
+    assert ganops("rollback", "--reason", "oops").stdout.strip().endswith(f"v{first['version']}")
+
+    missing = ganops("promote", "9", "--reason", "typo")
+    assert missing.returncode == 2
+    assert (
+        missing.stderr.strip()
+        == "error: ganops-generator has no version 9; versions: 1, 2 (see `ganops registry list`)"
+    )
