@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -69,9 +70,14 @@ def run_load(
     fmt: str = "npy",
     max_seconds: float = 120.0,
     route: str = "/v1/generate",
+    body: Callable[[int], dict] | None = None,
 ) -> LoadResult:
-    """POST ``requests`` generate requests (seed = request index) from ``clients`` concurrent clients."""
-    bodies = [{"n": n, "seed": i, "format": fmt} for i in range(requests)]
+    """POST ``requests`` generate requests (seed = request index) from ``clients`` concurrent clients.
+
+    ``body(i)`` replaces ganops' request body for other servers (e.g. MLflow's /invocations); images
+    per second then still count ``n`` per request."""
+    make = body or (lambda i: {"n": n, "seed": i, "format": fmt})
+    bodies = [make(i) for i in range(requests)]
     latencies, statuses, seconds = asyncio.run(_drive(base + route, bodies, clients, max_seconds))
     done = len(latencies)
     ms = np.asarray(latencies) * 1000.0

@@ -1,0 +1,120 @@
+"""Orchestration overhead: wall time of a no-op `dvc repro`, a fully cached Prefect rerun, `ganops --help`.
+
+    python benchmarks/pipeline.py [--repeats 3]
+
+Builds a throw-away project (git + DVC, the repository's src/, dvc.yaml and pipelines/, the tests'
+tiny params on fabricated Fashion-MNIST-format files), runs the pipeline once under DVC and once
+under Prefect, then times what should do nothing: `dvc repro` again (target <= 3 s) and
+`python pipelines/flow.py` in a fresh process (every task a cache hit; this includes starting
+Prefect's temporary API server). `ganops --help` (target <= 1 s) is timed in the repository.
+The repository's own outputs are never touched. Each figure is the median of --repeats runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import fabricate_images, tiny_params, write_idx, write_params  # noqa: E402
+
+TARGETS = {"no-op dvc repro": 3.0, "ganops --help": 1.0}
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(name: str, cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
+    began = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    seconds = time.perf_counter() - began
+    if result.returncode != 0:
+        fail(f"{name} failed: `{' '.join(cmd)}` exited {result.returncode}: {result.stderr.strip()[-1500:]}")
+    return seconds, result.stdout + result.stderr
+
+
+def project(root: Path) -> dict:
+    data = root / "idx"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 512), ("t10k", 256)):
+        images, labels = fabricate_images(n, rng)
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(REPO / "src", root / "src", ignore=ignore)
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=ignore)
+    shutil.copy(REPO / "dvc.yaml", root)
+    shutil.copy(REPO / ".gitignore", root)
+    from ganops.config import parse_params
+
+    write_params(root / "params.yaml", parse_params(tiny_params(data)).model_dump())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env.update(DVC_NO_ANALYTICS="1", PREFECT_HOME=str(root / ".prefect-home"))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "bench@example.com"],
+        ["git", "config", "user.name", "bench"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+    ):
+        run("set-up", cmd, root, env)
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="ganops-pipeline-") as tmp:
+        root = Path(tmp)
+        env = project(root)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        print("first runs (not timed): dvc repro, then the Prefect flow ...", flush=True)
+        run("first dvc repro", ["dvc", "repro"], root, env)
+        run("first Prefect run", [sys.executable, "pipelines/flow.py"], root, env)
+        for _ in range(args.repeats):
+            seconds, out = run("no-op dvc repro", ["dvc", "repro"], root, env)
+            if "Running stage" in out:
+                fail(f"no-op dvc repro reran a stage:\n{out[-1500:]}")
+            results.setdefault("no-op dvc repro", []).append(seconds)
+            seconds, out = run("cached Prefect rerun", [sys.executable, "pipelines/flow.py"], root, env)
+            if "'train': False" in out or "stages: {" not in out:
+                fail(f"cached Prefect rerun was not all cache hits:\n{out[-1500:]}")
+            results.setdefault("cached Prefect rerun (fresh process)", []).append(seconds)
+    for _ in range(max(args.repeats, 5)):
+        seconds, _ = run("ganops --help", [str(bin_dir / "ganops"), "--help"], REPO, dict(os.environ))
+        results.setdefault("ganops --help", []).append(seconds)
+
+    print("\n| what | median s | runs | target |\n|---|---|---|---|")
+    missed = []
+    for name, values in results.items():
+        median = statistics.median(values)
+        target = TARGETS.get(name)
+        verdict = "" if target is None else (f"<= {target:g} s " + ("met" if median <= target else "MISSED"))
+        if target is not None and median > target:
+            missed.append(name)
+        print(f"| {name} | {median:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {verdict} |")
+    if missed:
+        print(f"missed: {', '.join(missed)}")
+
+
+if __name__ == "__main__":
+    main()
