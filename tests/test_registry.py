@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -313,3 +314,50 @@ def test_registry_cli_lists_promotes_and_names_what_exists(exported, sqlite_regi
         missing.stderr.strip()
         == "error: ganops-generator has no version 9; versions: 1, 2 (see `ganops registry list`)"
     )
+
+
+def test_mlflow_models_serve_serves_the_champion(exported, sqlite_registry, tmp_path):
+    register(sqlite_registry, with_fid(exported, 20.0))
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/ganops-generator@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),
+    )
+    try:
+        body = json.dumps({"inputs": {"z": np.zeros((3, 8)).tolist()}}).encode()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+                )
+                reply = json.loads(urllib.request.urlopen(request, timeout=10).read())
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(
+                        f"mlflow models serve did not answer: {(tmp_path / 'serve.log').read_text()[-2000:]}"
+                    )
+                time.sleep(0.5)
+        assert np.asarray(reply["predictions"]["images"]).shape == (3, 1, 16, 16)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
