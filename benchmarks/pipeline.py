@@ -3,8 +3,8 @@
     python benchmarks/pipeline.py [--repeats 3]
 
 Builds a throw-away project (git + DVC, the repository's src/, dvc.yaml and pipelines/, the tests'
-tiny params on fabricated Fashion-MNIST-format files), runs the pipeline once under DVC and once
-under Prefect, then times what should do nothing: `dvc repro` again (target <= 3 s) and
+tiny params on fabricated Fashion-MNIST-format files), runs the pipeline under DVC and Prefect until
+both are up to date, then times what should do nothing: `dvc repro` again (target <= 3 s) and
 `python pipelines/flow.py` in a fresh process (every task a cache hit; this includes starting
 Prefect's temporary API server). `ganops --help` (target <= 1 s) is timed in the repository.
 The repository's own outputs are never touched. Each figure is the median of --repeats runs.
@@ -63,6 +63,8 @@ def project(root: Path) -> dict:
     write_params(root / "params.yaml", parse_params(tiny_params(data)).model_dump())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
     env.update(DVC_NO_ANALYTICS="1", PREFECT_HOME=str(root / ".prefect-home"))
+    # The temporary API server needs more than its default 20 s to start on a loaded machine.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     for cmd in (
         ["git", "init", "-q"],
         ["git", "config", "user.email", "bench@example.com"],
@@ -87,9 +89,12 @@ def main() -> None:
         root = Path(tmp)
         env = project(root)
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        print("first runs (not timed): dvc repro, then the Prefect flow ...", flush=True)
+        # Not timed: DVC runs the DAG; Prefect's result store starts empty, so its first run runs every
+        # stage again and register adds a model version, which DVC then records once more.
+        print("first runs (not timed): dvc repro, the Prefect flow, dvc repro ...", flush=True)
         run("first dvc repro", ["dvc", "repro"], root, env)
         run("first Prefect run", [sys.executable, "pipelines/flow.py"], root, env)
+        run("second dvc repro", ["dvc", "repro"], root, env)
         for _ in range(args.repeats):
             seconds, out = run("no-op dvc repro", ["dvc", "repro"], root, env)
             if "Running stage" in out:

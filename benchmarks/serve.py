@@ -38,6 +38,7 @@ def fail(message: str) -> None:
 
 def pytorch_flavor(model_uri: str) -> tuple[str, int]:
     """runs:/<run_id>/generator-pytorch of the registered version behind ``model_uri``, and its latent size."""
+    import mlflow
     from mlflow import MlflowClient
 
     name, _, ref = model_uri.removeprefix("models:/").partition("@")
@@ -48,10 +49,18 @@ def pytorch_flavor(model_uri: str) -> tuple[str, int]:
         name, _, number = model_uri.removeprefix("models:/").partition("/")
         version = client.get_model_version(name, number)
     uri = f"runs:/{version.run_id}/generator-pytorch"
-    artifacts = [a.path for a in client.list_artifacts(version.run_id)]
-    if "generator-pytorch" not in artifacts:
-        raise RuntimeError(f"{uri} does not exist (artifacts: {artifacts}); rerun the register stage")
-    latent = int(client.get_run(version.run_id).data.params.get("model.latent_dim", 64))
+    run = client.get_run(version.run_id)
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{version.run_id}' AND name = 'generator-pytorch'",
+        output_format="list",
+    )
+    if not logged:  # versions registered before the register stage logged the PyTorch flavor
+        raise RuntimeError(
+            f"version {version.version}'s run logged no PyTorch flavor ({uri}); rerun the register stage "
+            "or pass --model models:/NAME/VERSION of a version that has one"
+        )
+    latent = int(run.data.params.get("model.latent_dim", 64))
     return uri, latent
 
 

@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=10_000, help="images prepared for the run")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
+        "--channels-last", action="store_true", help="add a channels_last row (default on CUDA only)"
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="add a torch.compile row (slow to compile on CPU)"
     )
     args = parser.parse_args()
@@ -179,7 +182,7 @@ def main() -> None:
             ),
         ),
     ]
-    if device.type == "cpu":
+    if args.channels_last:
         rows.append(
             (
                 "ganops + channels_last (off by default on CPU)",
@@ -207,10 +210,10 @@ def main() -> None:
             for name, measure in rows:
                 try:
                     results.setdefault((name, batch), []).append(measure(batch))
+                    print(f"  batch {batch}: {name}: {results[(name, batch)][-1]:,.0f} images/s", flush=True)
                 except Exception as err:
                     which = "baseline" if name.startswith("baseline") else f"candidate ({name})"
                     fail(f"{which} failed at batch {batch}: {type(err).__name__}: {err}")
-            print(f"  batch {batch}: round done", flush=True)
 
     print("\n| batch | loop | images/s | vs baseline |\n|---|---|---|---|")
     for (name, batch), values in results.items():

@@ -72,6 +72,18 @@ class World:
         torch.distributed.all_reduce(t)
         return (t / self.size).tolist()
 
+    def same_on_all_ranks(self, value: int, what: str) -> None:
+        """Stop when ranks disagree, e.g. nodes that resumed from different checkpoint folders."""
+        if self.size == 1:
+            return
+        t = torch.tensor([value, -value], dtype=torch.int64, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        if t[0].item() != -t[1].item():
+            raise ConfigError(
+                f"{what} differs between ranks ({-t[1].item()} to {t[0].item()}); every node must see the "
+                "same models/checkpoints: put it on a shared filesystem or remove it on all nodes"
+            )
+
     def barrier(self) -> None:
         if self.size > 1:
             torch.distributed.barrier()

@@ -144,6 +144,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         history, live_history = state["history"].tolist(), state["live"].tolist()
         start = state["step"]
         log.info("resuming from step %d of %d (%s)", start, total, paths.checkpoints)
+    world.same_on_all_ranks(start, "the step training resumes from")
 
     def snapshot(step: int) -> dict:
         return {
