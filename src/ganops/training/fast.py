@@ -1,8 +1,8 @@
 """Fast paths of the training step, each chosen by device and measured by benchmarks/train_throughput.py.
 
 - Adam: the fused kernel (one kernel over all parameters) on CPU and CUDA. The for-loop default
-  launches ~10 small ops per tensor; on 2 shared CPU cores that cost ~30 ms per step for the
-  DCGAN-32 pair against ~2.5 ms fused, more than the convolutions at small batches.
+  launches ~10 small ops per tensor; on 2 oversubscribed CPU cores that cost ~30 ms per step for the
+  DCGAN-32 pair against ~2.5 ms fused; on idle cores the difference is small (README, Speed and scale).
 - channels_last on CUDA only (tensor cores); ``--channels-last`` in the benchmark measures it elsewhere.
 - torch.compile (``train.compile``: auto = on for CUDA), falling back to eager with one notice
   when compilation fails at the first step (no compiler, an unsupported op).
