@@ -12,16 +12,21 @@ is rerun, cache or not. No stage logic lives here.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.tasks import exponential_backoff
+# Prefect's temporary API server gets 20 s to start by default, which a loaded 2-core machine
+# misses; give it more (an explicit setting still wins).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from ganops.errors import TransientRegistryError
-from ganops.stagekeys import missing_outputs, read_stages, stage_key
-from ganops.stages import STAGES, run_stage
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.tasks import exponential_backoff  # noqa: E402
+
+from ganops.errors import TransientRegistryError  # noqa: E402
+from ganops.stagekeys import missing_outputs, read_stages, stage_key  # noqa: E402
+from ganops.stages import STAGES, run_stage  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
