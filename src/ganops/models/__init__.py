@@ -54,6 +54,27 @@ class Architecture(Protocol):
 ARCHITECTURES: Registry[type[Architecture]] = Registry("architecture")
 
 
+class PowerOfTwoArchitecture:
+    """A convolutional G/D pair for any power-of-two size from 16 to 256, with a conditional variant."""
+
+    SIZES = (16, 32, 64, 128, 256)
+    conditional = True
+    generator_class: type[nn.Module]
+    discriminator_class: type[nn.Module]
+
+    def supports(self, image_size: int) -> bool:
+        return image_size in self.SIZES
+
+    def sizes(self) -> str:
+        return ", ".join(map(str, self.SIZES))
+
+    def generator(self, spec: ArchSpec) -> nn.Module:
+        return self.generator_class(spec)
+
+    def discriminator(self, spec: ArchSpec) -> nn.Module:
+        return self.discriminator_class(spec)
+
+
 def _arch(spec: ArchSpec) -> Architecture:
     arch = ARCHITECTURES.get(spec.arch)()
     if not arch.supports(spec.image_size):

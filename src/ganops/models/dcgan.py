@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrize import is_parametrized
 
-from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models import ARCHITECTURES, ArchSpec, PowerOfTwoArchitecture
 from ganops.models.layers import ConditionalInput, ProjectionHead, d_activation, sn
 
 
@@ -99,18 +99,5 @@ class Discriminator(nn.Module):
 
 
 @ARCHITECTURES.register("dcgan")
-class DCGAN:
-    SIZES = (16, 32, 64, 128, 256)
-    conditional = True
-
-    def supports(self, image_size: int) -> bool:
-        return image_size in self.SIZES
-
-    def sizes(self) -> str:
-        return ", ".join(map(str, self.SIZES))
-
-    def generator(self, spec: ArchSpec) -> nn.Module:
-        return Generator(spec)
-
-    def discriminator(self, spec: ArchSpec) -> nn.Module:
-        return Discriminator(spec)
+class DCGAN(PowerOfTwoArchitecture):
+    generator_class, discriminator_class = Generator, Discriminator

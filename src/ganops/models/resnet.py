@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models import ARCHITECTURES, ArchSpec, PowerOfTwoArchitecture
 from ganops.models.layers import ConditionalInput, ProjectionHead, sn
 
 
@@ -102,18 +102,5 @@ class Discriminator(nn.Module):
 
 
 @ARCHITECTURES.register("resnet")
-class ResNet:
-    SIZES = (16, 32, 64, 128, 256)
-    conditional = True
-
-    def supports(self, image_size: int) -> bool:
-        return image_size in self.SIZES
-
-    def sizes(self) -> str:
-        return ", ".join(map(str, self.SIZES))
-
-    def generator(self, spec: ArchSpec) -> nn.Module:
-        return Generator(spec)
-
-    def discriminator(self, spec: ArchSpec) -> nn.Module:
-        return Discriminator(spec)
+class ResNet(PowerOfTwoArchitecture):
+    generator_class, discriminator_class = Generator, Discriminator
