@@ -19,7 +19,6 @@ from ganops.config import RegisterParams
 from ganops.errors import RegistryError, TransientRegistryError
 from ganops.registry.gate import Candidate
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # relative to the project root; artifacts go to ./mlruns
 _TRANSIENT = (
     "database is locked",
     "connection",
@@ -32,11 +31,15 @@ _TRANSIENT = (
 )
 
 
-def tracking_uri(params: RegisterParams, root: Path = Path(".")) -> str:
-    """register.tracking_uri, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root."""
-    if params.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        return params.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
+def resolve_tracking_uri(explicit: str | None, root: Path = Path(".")) -> str:
+    """``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root."""
+    if explicit or os.environ.get("MLFLOW_TRACKING_URI"):
+        return explicit or os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def tracking_uri(params: RegisterParams, root: Path = Path(".")) -> str:
+    return resolve_tracking_uri(params.tracking_uri, root)
 
 
 def local_artifact_root(uri: str) -> str | None:

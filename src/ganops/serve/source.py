@@ -24,7 +24,6 @@ from ganops.files import read_json, sha256_bytes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -117,7 +116,9 @@ def from_registry(uri: str, tracking_uri: str | None = None) -> VerifiedModel:
     import mlflow
     from mlflow import MlflowClient
 
-    tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    from ganops.registry.client import resolve_tracking_uri
+
+    tracking = resolve_tracking_uri(tracking_uri)  # the same store `ganops register` wrote to
     name, alias, number = match["name"], match["alias"], match["version"]
     with tempfile.TemporaryDirectory(prefix="ganops-model-") as folder:
         try:

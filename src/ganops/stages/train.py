@@ -23,7 +23,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         layout.samples,
         layout.train_history,
         evaluator=layout.evaluator,
-        live=layout.train_history.parent / "live.csv",
+        live=layout.train_live,
         feature_cache=cache_folder(layout.root),
     )
     result = asdict(train(params, paths))
