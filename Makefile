@@ -35,8 +35,9 @@ browser:
 		|| echo "note: could not apt-get install chromium chromium-driver; the browser test will be skipped"; \
 	fi
 
+# The last line says what ran, what was cached, fid_domain and the registry decision.
 run: setup
-	dvc repro
+	@start=$$(date +%s); dvc repro && ganops summary --since $$start
 
 test: setup browser
 	ruff check .
@@ -48,4 +49,4 @@ format: setup
 	ruff format .
 
 clean:
-	rm -rf data/prepared models reports mlflow.db mlruns
+	rm -rf data/prepared models reports mlflow.db mlruns logs .ganops

@@ -3,11 +3,14 @@
     python pipelines/flow.py            run the pipeline once
     python pipelines/flow.py serve      serve a deployment that retrains on params' schedule.cron
 
-Each task's cache key is what DVC would hash for the stage (ganops.stagekeys): its command,
-the content of its deps (code and data) and its params keys, all read from dvc.yaml. A rerun
-with nothing changed is all cache hits; a changed train.lr reruns train and what follows it.
-Results are stored in the project (.prefect/results), and a stage whose outputs were deleted
-is rerun, cache or not. No stage logic lives here.
+The flow and `dvc repro` share one record of what has been computed: dvc.lock. Before a stage,
+the flow asks DVC whether its deps, params and outputs on disk are exactly what dvc.lock recorded;
+if so the stage is a cache hit (Prefect's result under the stage's key, or the stage's report read
+back from disk when DVC computed it), otherwise it runs and is committed to dvc.lock, so DVC skips
+it afterwards too. Each task's cache key is what DVC hashes for the stage (ganops.stagekeys: its
+command, the content of its deps and its params keys, read from dvc.yaml), and a cached result is
+only used when DVC confirms the outputs, so a workspace that another runner changed since is never
+trusted on the key alone. No stage logic lives here.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ import sys
 from pathlib import Path
 
 # Prefect's temporary API server gets 20 s to start by default, which a loaded 2-core machine
-# misses; give it more (an explicit setting still wins).
+# misses; give it more. Its telemetry prints a long 'database is locked' traceback on some first
+# runs; turn it off. (An explicit setting still wins.)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
 
 from ganops.errors import TransientRegistryError  # noqa: E402
-from ganops.stagekeys import missing_outputs, read_stages, stage_key  # noqa: E402
-from ganops.stages import STAGES, run_stage  # noqa: E402
+from ganops.stagekeys import read_stages, stage_key  # noqa: E402
+from ganops.stages import STAGES, Layout, run_stage  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -47,30 +52,38 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-@task(task_run_name="validate-params")
-def validate(params_file: str) -> None:
-    """Fail the run in its first task, with the CLI's message, when params.yaml is invalid."""
-    from ganops.config import load_params
+def _up_to_date(name: str, root: Path) -> bool:
+    """DVC confirms the stage's inputs and outputs match dvc.lock, and its report is there to read."""
+    from ganops import dvcstate
 
-    load_params(params_file)
+    with dvcstate.locked_repo(root) as repo:
+        return not dvcstate.changes(repo, name) and Layout(root).report(name).exists()
 
 
 @task(cache_key_fn=_cache_key, persist_result=True, task_run_name="{name}")
 def stage(name: str, root: str, params_file: str) -> dict:
-    return run_stage(name, Path(params_file), Path(root))
+    from ganops import dvcstate
+    from ganops.files import read_json
+
+    project = Path(root)
+    with dvcstate.locked_repo(project) as repo:
+        if not dvcstate.changes(repo, name) and Layout(project).report(name).exists():
+            return read_json(Layout(project).report(name))  # computed by `dvc repro`: read it back
+        result = run_stage(name, Path(params_file), project)
+        dvcstate.record(repo, name)
+        return result
 
 
 def _report(results: dict[str, dict], cached: dict[str, bool]) -> str:
     metrics, registry = results["evaluate"], results["register"]
     rows = [
         ("fid_domain", metrics["fid_domain"]),
-        ("kid_domain", metrics["kid_domain"]),
+        ("kid_domain", metrics.get("kid_domain")),
         ("floor fid_domain", metrics["floor"]["fid_domain"]),
         ("fid_domain / floor", metrics["fid_domain_floor_ratio"]),
-        ("evaluator test accuracy", results["evaluator"]["test_accuracy"]),
         ("ONNX parity max abs diff", results["export"]["parity"]["max_abs_diff"]),
     ]
-    table = "\n".join(f"| {name} | {value:.6g} |" for name, value in rows)
+    table = "\n".join(f"| {name} | {value:.6g} |" for name, value in rows if value is not None)
     stages = ", ".join(f"{name} ({'cached' if hit else 'ran'})" for name, hit in cached.items())
     verdict = "promoted to champion" if registry["promoted"] else "not promoted"
     return (
@@ -83,16 +96,14 @@ def _report(results: dict[str, dict], cached: dict[str, bool]) -> str:
 
 @flow(name="ganops-pipeline", log_prints=True)
 def pipeline(root: str = str(PROJECT), params_file: str = "params.yaml") -> dict:
+    from ganops.summary import format_summary
+
     project = Path(root).resolve()
     params_path = (project / params_file).resolve()
-    validate(str(params_path))
-    specs = read_stages(project)
     results, cached = {}, {}
-    for name in STAGES:
-        options = {
-            "refresh_cache": bool(missing_outputs(project, specs[name])),
-            "result_storage": project / ".prefect" / "results",
-        }
+    for name in STAGES:  # validate runs first and stops the flow on bad params, before any output goes
+        hit = name != "validate" and _up_to_date(name, project)
+        options = {"refresh_cache": not hit, "result_storage": project / ".prefect" / "results"}
         if name == "register":
             options.update(
                 retries=3,
@@ -100,9 +111,12 @@ def pipeline(root: str = str(PROJECT), params_file: str = "params.yaml") -> dict
                 retry_condition_fn=_transient,
             )
         state = stage.with_options(**options)(name, str(project), str(params_path), return_state=True)
-        results[name] = state.result()
-        cached[name] = state.name == "Cached"
-    get_run_logger().info("stages: %s", cached)
+        results[name], cached[name] = state.result(), hit
+    get_run_logger().info(
+        format_summary(
+            [n for n in STAGES if not cached[n]], [n for n in STAGES if cached[n]], Layout(project)
+        )
+    )
     create_markdown_artifact(
         markdown=_report(results, cached), key="ganops-pipeline", description="metrics and registry decision"
     )

@@ -33,6 +33,20 @@ def test_unknown_section_is_rejected():
     assert "trian: unknown key" in error_of({"trian": {}})
 
 
+def test_unknown_keys_are_answered_with_the_closest_valid_names():
+    assert "train.lrr: unknown key; did you mean train.lr?" in error_of({"train": {"lrr": 1e-3}})
+    assert "trian: unknown key; did you mean train?" in error_of({"trian": {}})
+    message = error_of({"data": {"zzz": 1}})
+    assert "check its spelling (valid: source, root, image_size" in message
+
+
+def test_a_bad_params_file_says_how_to_put_it_back(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: two\n")
+    with pytest.raises(ConfigError, match=r"train.epochs: .* `git checkout params.yaml` puts the committed"):
+        load_params(path)
+
+
 def test_wrong_type_names_key_and_value():
     message = error_of({"train": {"epochs": "many"}})
     assert message.startswith("params: train.epochs:")

@@ -79,7 +79,7 @@ def test_two_processes_complete_and_rank_zero_writes_once(runs):
     assert result.stderr.count("trained 12 steps") == 1  # only rank 0 writes the report and says so
     rows = _losses(ddp)
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
-    assert sorted(p.name for p in (ddp / "models" / "checkpoints").glob("step_*.pt")) == [
+    assert sorted(p.name for p in (ddp / "models" / "checkpoints").glob("*/step_*.pt")) == [
         "step_00000010.pt",
         "step_00000012.pt",
     ]
@@ -104,7 +104,7 @@ def test_resume_under_ddp_continues_from_rank_zero_checkpoint(runs, tmp_path):
     resumed = _copy(ddp, tmp_path / "resumed")
     shutil.copytree(ddp / "models", resumed / "models")
     shutil.copytree(ddp / "reports", resumed / "reports")
-    (resumed / "models" / "checkpoints" / "step_00000012.pt").unlink()  # as if killed after step 10
+    next((resumed / "models" / "checkpoints").glob("*/step_00000012.pt")).unlink()  # killed after step 10
     result = _torchrun(resumed)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("resuming from step 10 of 12") == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,35 +42,77 @@ def project(tiny_idx, tmp_path, monkeypatch):
     shutil.copytree(
         REPO / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
-    shutil.copy(REPO / "dvc.yaml", tmp_path)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, tmp_path)
     write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
     for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
         monkeypatch.delenv(key)
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=_dvc_env())
     return tmp_path
+
+
+def _dvc_env() -> dict:
+    return {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+
+def dvc_repro(project: Path) -> list[str]:
+    result = subprocess.run(
+        ["dvc", "repro"], cwd=project, capture_output=True, text=True, timeout=600, env=_dvc_env()
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return re.findall(r"Running stage '(\w+)'", result.stdout)
+
+
+def set_lr(project: Path, lr: float) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = lr
+    write_params(project / "params.yaml", params)
 
 
 def ran(outcome: dict) -> list[str]:
     return [name for name, hit in outcome["cached"].items() if not hit]
 
 
+ALL = ["validate", "prepare", "evaluator", "train", "evaluate", "export", "register"]
+
+
 def test_second_run_is_all_cache_hits_and_a_changed_lr_reruns_train_onwards(
     prefect_api, flow_module, project
 ):
     first = flow_module.pipeline(root=str(project))
-    assert ran(first) == ["prepare", "evaluator", "train", "evaluate", "export", "register"]
+    assert ran(first) == ALL
     assert first["results"]["register"]["aliases"] == ["challenger", "champion"]
     assert (project / "mlflow.db").exists() and (project / "mlruns").is_dir()
 
     second = flow_module.pipeline(root=str(project))
-    assert ran(second) == []
+    assert ran(second) == ["validate"]  # always runs: params checked, raw data re-fingerprinted
     assert second["results"] == first["results"]
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["lr"] = 1e-3
-    write_params(project / "params.yaml", params)
+    set_lr(project, 1e-3)
     third = flow_module.pipeline(root=str(project))
-    assert ran(third) == ["train", "evaluate", "export", "register"]
+    assert ran(third) == ["validate", "train", "evaluate", "export", "register"]
     assert third["results"]["register"]["version"] == "2"
+
+
+def test_flow_and_dvc_share_their_work_through_dvc_lock(prefect_api, flow_module, project):
+    assert dvc_repro(project) == ALL
+    after_dvc = flow_module.pipeline(root=str(project))
+    assert ran(after_dvc) == ["validate"]  # DVC's work is a hit: nothing retrained, nothing re-registered
+    assert after_dvc["results"]["register"]["version"] == "1"
+
+    set_lr(project, 1e-3)
+    flow_module.pipeline(root=str(project))  # records what it ran in dvc.lock ...
+    assert dvc_repro(project) == ["validate"]  # ... so DVC skips it
+
+
+def test_outputs_another_runner_rewrote_are_never_taken_from_the_cache(prefect_api, flow_module, project):
+    original = (project / "params.yaml").read_text()
+    flow_module.pipeline(root=str(project))  # Prefect has results for lr A
+    set_lr(project, 1e-3)
+    dvc_repro(project)  # DVC rewrites the outputs with lr B
+    (project / "params.yaml").write_text(original)
+    again = flow_module.pipeline(root=str(project))  # same key as the first run, other outputs on disk
+    assert ran(again) == ["validate", "train", "evaluate", "export", "register"]
 
 
 def test_deleted_outputs_are_rebuilt_despite_the_cache(prefect_api, flow_module, project):

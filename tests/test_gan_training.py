@@ -86,7 +86,7 @@ def test_live_fid_is_logged_and_the_best_step_is_kept(project, tmp_path):
     assert result.best_step == int(best["step"]) and result.best_fid_live == pytest.approx(
         float(best["fid_live"])
     )
-    saved = torch.load(layout.checkpoints / "best.pt", weights_only=True)
+    saved = torch.load(next(layout.checkpoints.glob("*/best.pt")), weights_only=True)
     assert saved["step"] == result.best_step
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # real features cached once
 
@@ -146,5 +146,5 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(project
     with pytest.raises(TrainingError, match=r"at step 3; the last good checkpoint is kept.*Lower train.lr"):
         run_training(project, tmp_path, **{"train.max_steps": 10})
     layout = Layout(tmp_path)
-    assert [p.name for p in layout.checkpoints.glob("step_*.pt")] == ["step_00000002.pt"]
+    assert [p.name for p in layout.checkpoints.glob("*/step_*.pt")] == ["step_00000002.pt"]
     assert not layout.generator.exists()

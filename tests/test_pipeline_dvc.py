@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -30,16 +31,19 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-@pytest.fixture(scope="module")
-def project(tiny_idx, tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
+STAGES = ["validate", "prepare", "evaluator", "train", "evaluate", "export", "register"]
+
+
+def new_project(root: Path, params: dict) -> tuple[Path, dict]:
+    """A git + DVC repository holding a copy of the code, which is also the code its stages run."""
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copy(REPO / "dvc.yaml", root)
-    shutil.copy(REPO / ".gitignore", root)
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, root)
     # Every key spelled out, as in the repository's params.yaml, so `dvc exp run -S` can set any of them.
-    write_params(root / "params.yaml", parse_params(tiny_params(tiny_idx)).model_dump())
+    write_params(root / "params.yaml", parse_params(params).model_dump())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["DVC_NO_ANALYTICS"] = "1"
+    env["PYTHONPATH"] = str(root / "src")  # a change to the copy is a change to what runs
     for cmd in (
         ["git", "init", "-q"],
         ["git", "config", "user.email", "ci@example.com"],
@@ -52,10 +56,17 @@ def project(tiny_idx, tmp_path_factory):
     return root, env
 
 
-def test_repro_runs_the_dag_then_nothing(project):
+@pytest.fixture(scope="module")
+def project(tiny_idx, tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(tiny_idx, root / "raw")  # raw data the tests can change
+    return new_project(root, tiny_params(root / "raw"))
+
+
+def test_repro_runs_the_dag_then_only_validate(project):
     root, env = project
     first = sh(["dvc", "repro"], root, env)
-    assert ran(first) == ["prepare", "evaluator", "train", "evaluate", "export", "register"]
+    assert ran(first) == STAGES
 
     metrics = json.loads((root / "reports/metrics.json").read_text())
     assert metrics["fid_domain"] > metrics["floor"]["fid_domain"] >= 0
@@ -67,24 +78,92 @@ def test_repro_runs_the_dag_then_nothing(project):
     assert sidecar["parity"]["max_abs_diff"] <= 1e-3
 
     second = sh(["dvc", "repro"], root, env)
-    assert ran(second) == []
-    assert "Data and pipelines are up to date" in second
+    assert ran(second) == ["validate"]  # always runs; its records did not change, so nothing else did
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline run"], root, env)
+    assert sh(["git", "status", "--porcelain"], root, env) == ""
+
+
+def test_a_clean_clone_reproduces_the_committed_lock_byte_for_byte(project, tmp_path):
+    root, env = project
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    env = {**env, "PYTHONPATH": str(clone / "src")}
+    # Without the DVC cache every stage with cached outputs reruns (evaluate's only output, the
+    # committed metrics.json, is already right once its inputs come back identical).
+    assert {"prepare", "evaluator", "train", "export", "register"} <= set(
+        ran(sh(["dvc", "repro"], clone, env))
+    )
+    assert sh(["git", "status", "--porcelain"], clone, env) == ""  # same dvc.lock, same reports
+
+
+def test_a_one_line_code_change_retrains_from_step_zero(project):
+    root, env = project
+    loop = root / "src" / "ganops" / "training" / "loop.py"
+    loop.write_text(loop.read_text() + "\n# a one-line change\n")
+    output = sh(["dvc", "repro"], root, env)
+    assert "starts at step 0" in output and "resuming" not in output
+    # The same seed retrains the same weights, so only what records the new run rereads them.
+    assert ran(output) == ["validate", "train", "register"]
+    sh(["git", "commit", "-qam", "code change"], root, env)
+
+
+def test_changed_raw_data_reruns_prepare(project):
+    root, env = project
+    images = root / "raw" / "train-images-idx3-ubyte.gz"
+    original = images.read_bytes()
+    data = gzip.decompress(original)
+    header, pixels = data[:16], bytearray(data[16:])
+    pixels[:784] = bytes(255 - b for b in pixels[:784])  # one image inverted
+    images.write_bytes(gzip.compress(header + bytes(pixels)))
+    try:
+        assert ran(sh(["dvc", "repro", "prepare"], root, env)) == ["validate", "prepare"]
+    finally:
+        images.write_bytes(original)
+    # Back to the original bytes: DVC's run cache has prepare's outputs for exactly these inputs.
+    output = sh(["dvc", "repro", "prepare"], root, env)
+    assert ran(output) == ["validate"] and "Stage 'prepare' is cached" in output
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    tracked = ("data/prepared", "models", "reports")
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for d in tracked
+        for p in (root / d).rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_bad_param_value_deletes_nothing_and_says_how_to_undo(project):
+    root, env = project
+    sh(["dvc", "repro"], root, env)
+    before = outputs(root)
+    result = subprocess.run(
+        ["dvc", "exp", "run", "-S", "train.epochs=two"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "train.epochs: input should be a valid integer" in message
+    assert "git checkout params.yaml" in message and ran(message) == ["validate"]
+    assert outputs(root) == before  # every earlier output byte for byte
+    sh(["git", "checkout", "params.yaml"], root, env)
+    assert ran(sh(["dvc", "repro"], root, env)) == ["validate"]
 
 
 def test_changing_epochs_reruns_train_and_after_only(project):
     root, env = project
     sh(["dvc", "repro"], root, env)
+    before = json.loads((root / "reports/registry.json").read_text())["version"]
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["epochs"] = 3
     write_params(root / "params.yaml", params)
 
     output = sh(["dvc", "repro"], root, env)
-    assert ran(output) == ["train", "evaluate", "export", "register"]
+    assert ran(output) == ["validate", "train", "evaluate", "export", "register"]
     assert "resuming from step 32" in output  # the 2-epoch run's final checkpoint is continued
     registry = json.loads((root / "reports/registry.json").read_text())
-    assert registry["version"] == "2"
+    assert int(registry["version"]) == int(before) + 1
     assert registry["promoted"] == ("champion" in registry["aliases"])
 
     diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], root, env))

@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from ganops.config import parse_params
+from ganops.errors import TrainingError
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
+from ganops.training import checkpoint
 from ganops.training.ema import EMA
-from ganops.training.loop import TrainPaths, load_generator, train
+from ganops.training.loop import TrainPaths, fingerprint, load_generator, train
 
 from conftest import tiny_params
 
@@ -26,6 +28,10 @@ def run_training(prepared, root, **overrides):
     return train(params, paths), layout
 
 
+def run_dir(layout, result):
+    return checkpoint.run_folder(layout.checkpoints, result.fingerprint)
+
+
 def weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
@@ -34,8 +40,8 @@ def test_resume_after_interruption_is_bit_identical(prepared, tmp_path):
     _, straight = run_training(prepared, tmp_path / "straight", **{"train.max_steps": 10})
 
     # Interrupted: stop at step 6, lose the step-6 checkpoint (as if killed between 4 and 6), resume.
-    _, layout = run_training(prepared, tmp_path / "resumed", **{"train.max_steps": 6})
-    (layout.checkpoints / "step_00000006.pt").unlink()
+    first, layout = run_training(prepared, tmp_path / "resumed", **{"train.max_steps": 6})
+    (run_dir(layout, first) / "step_00000006.pt").unlink()
     result, layout = run_training(prepared, tmp_path / "resumed", **{"train.max_steps": 10})
 
     assert result.resumed_from == 4
@@ -46,10 +52,43 @@ def test_resume_after_interruption_is_bit_identical(prepared, tmp_path):
     assert straight.train_history.read_text() == layout.train_history.read_text()
 
 
-def test_changed_settings_start_afresh(prepared, tmp_path):
-    run_training(prepared, tmp_path, **{"train.max_steps": 4})
-    result, _ = run_training(prepared, tmp_path, **{"train.max_steps": 8, "train.lr": 1e-3})
-    assert result.resumed_from == 0
+def test_other_settings_train_beside_the_run_and_never_cost_it_its_resume(prepared, tmp_path):
+    main, layout = run_training(prepared, tmp_path, **{"train.max_steps": 4})
+    other, _ = run_training(prepared, tmp_path, **{"train.max_steps": 8, "train.lr": 1e-3})
+    assert other.resumed_from == 0 and other.fingerprint != main.fingerprint
+    assert run_dir(layout, main).is_dir() and run_dir(layout, other).is_dir()  # side by side
+    again, _ = run_training(prepared, tmp_path, **{"train.max_steps": 8})
+    assert again.resumed_from == 4 and again.fingerprint == main.fingerprint
+
+
+def test_the_fingerprint_covers_code_and_library_versions(prepared):
+    params = parse_params(tiny_params(prepared))
+    digest, material = fingerprint(params, "data-sha")
+    assert len(material["code_sha256"]) == 64
+    assert material["libraries"]["torch"] == torch.__version__.split("+")[0]
+    assert fingerprint(params, "data-sha")[0] == digest  # stable in one process
+    assert fingerprint(params, "other-data")[0] != digest
+
+
+def test_a_failed_run_leaves_the_last_runs_outputs_alone(prepared, tmp_path):
+    done, layout = run_training(prepared, tmp_path)
+    before = {p: p.read_bytes() for p in (layout.generator, layout.train_history, *layout.samples.iterdir())}
+    with pytest.raises(TrainingError, match="loss became"):
+        run_training(prepared, tmp_path, **{"train.lr": 1e30, "train.max_steps": 20})
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(layout.samples.iterdir()) == sorted(p for p in before if p.parent == layout.samples)
+    assert (run_dir(layout, done) / "step_00000032.pt").exists()  # its resume point is kept too
+
+
+def test_runs_are_pruned_to_the_most_recent_ones(prepared, tmp_path):
+    results = [
+        run_training(prepared, tmp_path, **{"train.max_steps": 4, "train.lr": lr})
+        for lr in (1e-4, 2e-4, 3e-4, 4e-4)
+    ]
+    layout = results[-1][1]
+    kept = sorted(p.name for p in layout.checkpoints.iterdir())
+    assert len(kept) == checkpoint.KEEP_RUNS
+    assert run_dir(layout, results[-1][0]).name in kept and run_dir(layout, results[0][0]).name not in kept
 
 
 def test_outputs_loss_history_grids_and_a_rebuildable_generator(prepared, tmp_path):
@@ -63,7 +102,7 @@ def test_outputs_loss_history_grids_and_a_rebuildable_generator(prepared, tmp_pa
     assert sorted(p.name for p in layout.samples.iterdir()) == ["epoch_001.png", "epoch_002.png"]
     G, spec = load_generator(layout.generator)
     assert spec.image_size == 16 and G(torch.randn(2, spec.latent_dim)).shape == (2, 1, 16, 16)
-    assert len(list(layout.checkpoints.glob("step_*.pt"))) == 2  # only the newest are kept
+    assert len(list(run_dir(layout, result).glob("step_*.pt"))) == checkpoint.KEEP_STEPS
 
 
 def test_ema_with_zero_decay_equals_the_weights():

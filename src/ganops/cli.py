@@ -38,6 +38,7 @@ def _stage_command(name: str, doc: str) -> None:
 for _name, _doc in zip(
     STAGES,
     (
+        "Check params.yaml and record library versions and the raw data's fingerprint (runs first).",
         "Read the raw dataset, fit it to data.image_size, write data/prepared/.",
         "Train the domain feature network used for FID/KID (models/evaluator.pt).",
         "Train the GAN (resumes from models/checkpoints/ when the settings match).",
@@ -50,8 +51,8 @@ for _name, _doc in zip(
     _stage_command(_name, _doc)
 
 
-@app.command("validate")
-def validate(params: Path = ParamsOption) -> None:
+@app.command("params")
+def show_params(params: Path = ParamsOption) -> None:
     """Check a params file and print it with every default filled in."""
     import yaml
 
@@ -59,6 +60,17 @@ def validate(params: Path = ParamsOption) -> None:
 
     with user_errors():
         typer.echo(yaml.safe_dump(load_params(params).model_dump(), sort_keys=False))
+
+
+@app.command("summary")
+def summary(
+    since: float = typer.Option(0.0, help="stages that finished after this Unix time count as 'ran'"),
+) -> None:
+    """One line: which stages ran and which were cached, fid_domain and the registry decision."""
+    from ganops.stages import Layout
+    from ganops.summary import summary_line
+
+    typer.echo(summary_line(Layout(Path(".")), since))
 
 
 def _add_subcommands() -> None:

@@ -8,6 +8,7 @@ and the rule (``train.lr: must be > 0, got -1``).
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -59,7 +60,7 @@ class DataParams(Section):
     @field_validator("source")
     @classmethod
     def _known_source(cls, name: str) -> str:
-        from ganops.data.sources import SOURCES
+        from ganops.data.sources import SOURCES  # codedeps: names only
 
         return _one_of(SOURCES.names(), name)
 
@@ -89,14 +90,14 @@ class ModelParams(Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, name: str) -> str:
-        from ganops.models import ARCHITECTURES
+        from ganops.models import ARCHITECTURES  # codedeps: names only
 
         return _one_of(ARCHITECTURES.names(), name)
 
     @field_validator("conditional")
     @classmethod
     def _conditional_exists(cls, conditional: bool, info: ValidationInfo) -> bool:
-        from ganops.models import conditional_architectures
+        from ganops.models import conditional_architectures  # codedeps: names only
 
         arch = info.data.get("arch")
         if conditional and arch is not None and arch not in conditional_architectures():
@@ -157,14 +158,14 @@ class TrainParams(Section):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, name: str) -> str:
-        from ganops.losses import LOSSES
+        from ganops.losses import LOSSES  # codedeps: names only
 
         return _one_of(LOSSES.names(), name)
 
     @field_validator("label_smoothing")
     @classmethod
     def _smoothing_fits_loss(cls, smoothing: float, info: ValidationInfo) -> float:
-        from ganops.losses import LOSSES
+        from ganops.losses import LOSSES  # codedeps: names only
 
         loss = info.data.get("loss")
         if smoothing > 0 and loss is not None and not LOSSES.get(loss).smoothable:
@@ -194,7 +195,7 @@ class EvaluateParams(Section):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, names: list[str]) -> list[str]:
-        from ganops.metrics import METRICS
+        from ganops.metrics import METRICS  # codedeps: names only
 
         for name in names:
             _one_of(METRICS.names(), name)
@@ -267,11 +268,29 @@ _RULES = {
 }
 
 
+def _valid_keys(loc: tuple) -> list[str]:
+    """The keys allowed beside the last part of ``loc`` (a section's fields, or the sections)."""
+    model: Any = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        model = field.annotation if field is not None else None
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _unknown_key(path: str, loc: tuple) -> str:
+    valid = _valid_keys(loc)
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.6)
+    prefix = ".".join(str(p) for p in loc[:-1])
+    spelled = lambda k: f"{prefix}.{k}" if prefix else k  # noqa: E731
+    hint = f"did you mean {' or '.join(spelled(k) for k in close)}?" if close else "check its spelling"
+    return f"{path}: unknown key; {hint} (valid: {', '.join(valid)})"
+
+
 def _describe(error: dict[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "<top level>"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key; remove it or check its spelling"
+        return _unknown_key(path, error["loc"])
     if kind in _RULES:
         return f"{path}: {_RULES[kind].format(**error['ctx'])}, got {error['input']!r}"
     message = error["msg"].removeprefix("Value error, ")
@@ -300,4 +319,11 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from None
-    return parse_params(raw, origin=str(path))
+    try:
+        return parse_params(raw, origin=str(path))
+    except ConfigError as err:
+        # `dvc exp run -S` writes its value into the file before any stage runs, and leaves it there.
+        raise ConfigError(
+            f"{err}. Nothing was run or deleted; if `dvc exp run -S` wrote the bad value, "
+            f"`git checkout {path.name}` puts the committed file back"
+        ) from None

@@ -1,7 +1,7 @@
 """Atomic file writes and content hashes.
 
-Every output goes through a temp file in the same folder and an ``os.replace``, so a killed
-stage never leaves a half-written file that a later stage would trust.
+Every output goes through a temp file in the same folder, an fsync and an ``os.replace``, so
+neither a killed stage nor a power cut leaves a half-written file that a later stage would trust.
 """
 
 from __future__ import annotations
@@ -32,9 +32,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
+        _fsync(tmp_path)  # the bytes reach the disk before the name points at them
         os.replace(tmp_path, path)
+        _fsync(path.parent)  # and the rename itself is durable
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

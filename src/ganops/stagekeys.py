@@ -81,7 +81,3 @@ def stage_key(root: Path, spec: StageSpec, params_file: Path) -> str:
         "params": {key: _lookup(params, key) for key in spec.params},
     }
     return f"{spec.name}-{hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()}"
-
-
-def missing_outputs(root: Path, spec: StageSpec) -> list[str]:
-    return [out for out in spec.outs if not (root / out).exists()]

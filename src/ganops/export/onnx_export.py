@@ -61,6 +61,7 @@ def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> N
         optimize=True,  # constant folding; folds BatchNorm into the convolutions
     )
     model = program.model_proto
+    _drop_stack_traces(model.graph)
     for key, value in model_metadata(spec, class_cdf(G)).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -70,6 +71,18 @@ def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> N
     except onnx.checker.ValidationError as err:
         raise ExportError(f"the exported graph fails onnx.checker ({err})") from None
     onnx.save_model(model, str(path))
+
+
+def _drop_stack_traces(graph) -> None:
+    """The exporter records each node's Python stack trace, with absolute file paths: the same model
+    exported from another checkout would differ in bytes. Drop them; the other node metadata is kept."""
+    for node in graph.node:
+        kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+        for attribute in node.attribute:
+            for subgraph in (attribute.g, *attribute.graphs):
+                _drop_stack_traces(subgraph)
 
 
 def ort_session(path: Path, providers: list[str] | None = None):

@@ -1,9 +1,10 @@
 """Cache of real-data features, keyed by content hashes.
 
 The key is the sha256 of: the prepared images and labels of the split, the preprocessing
-recorded in the manifest, the feature network's weights file, the split and the count. A changed
-dataset, resize, evaluator or sample count therefore gets new statistics; stale ones cannot be
-reused (the usual cause of "FID does not match" reports).
+recorded in the manifest, the feature network's weights file, the split and the count, the code
+that builds the network and extracts the features, and the library versions. A changed dataset,
+resize, evaluator, sample count, extraction code or torch therefore gets new statistics; stale
+ones cannot be reused (the usual cause of "FID does not match" reports).
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ from pathlib import Path
 
 import torch
 
+from ganops import codedeps
 from ganops.data.prepared import read_manifest
+from ganops.environment import library_versions
 from ganops.files import save_torch
 from ganops.metrics.features import Features
 
 log = logging.getLogger(__name__)
 
 PREPROCESSING_KEYS = ("source", "image_size", "channels", "deduplicate", "value_mapping", "native_shape")
+# The feature net is rebuilt by metrics.evaluator and run by metrics.features (with what they import).
+EXTRACTION_MODULES = ("ganops.metrics.evaluator", "ganops.metrics.features")
+
+
+def extraction_code_sha256() -> str:
+    files = {path for module in EXTRACTION_MODULES for path in codedeps.closure(module)}
+    return codedeps.code_hash(files)
 
 
 def cache_key(prepared: Path, split: str, count: int, feature_net_sha256: str) -> str:
@@ -35,6 +45,8 @@ def cache_key(prepared: Path, split: str, count: int, feature_net_sha256: str) -
         "feature_net_sha256": feature_net_sha256,
         "split": split,
         "count": count,
+        "extraction_code_sha256": extraction_code_sha256(),
+        "libraries": library_versions(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -114,7 +114,7 @@ def log_pipeline(
     import onnx
     import torch
 
-    from ganops.training.loop import load_generator
+    from ganops.models.io import load_generator
 
     latent_dim = sidecar["latent_dim"]
     example = np.random.default_rng(params.seed).standard_normal((2, latent_dim), dtype=np.float32)

@@ -10,7 +10,6 @@ Real features are cached by content hash (ganops.metrics.cache).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -23,10 +22,10 @@ from ganops.metrics import MetricContext, compute
 from ganops.metrics.cache import cache_folder, cache_key, cached_features
 from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
+from ganops.models.io import load_generator
 from ganops.progress import Progress
 from ganops.runtime import pick_device, seeded_generator
 from ganops.stages import Layout
-from ganops.training.loop import load_generator
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ def _generated_batches(
 def run(params: Params, layout: Layout, inception_builder: Callable | None = None, **_) -> dict:
     p = params.evaluate
     device = pick_device(params.train.device)
-    began = time.perf_counter()
     G, spec = load_generator(layout.generator, device)
     net = DomainFeaturesAndLogits(load_evaluator(layout.evaluator, device))
     evaluator_sha = sha256_file(layout.evaluator)
@@ -115,7 +113,6 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
         "notes": model_ctx.notes,
         "evaluator_sha256": evaluator_sha,
         "generator_sha256": sha256_file(layout.generator),
-        "seconds": round(time.perf_counter() - began, 2),
     }
     write_json(layout.metrics, report)
     log.info(

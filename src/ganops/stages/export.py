@@ -14,9 +14,9 @@ from ganops.export.fp16 import convert_fp16, fp16_parity
 from ganops.export.onnx_export import export_onnx, parity, sidecar
 from ganops.export.triton import write_repository
 from ganops.files import atomic_path, sha256_file, write_json
+from ganops.models.io import load_generator
 from ganops.runtime import seeded_generator
 from ganops.stages import Layout
-from ganops.training.loop import load_generator
 
 log = logging.getLogger(__name__)
 

@@ -97,4 +97,10 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "champion_before": asdict(champion) if champion else None,
     }
     write_json(layout.registry, record)
+    # DVC's output for this stage: what was registered, without ids or times, so the same inputs give
+    # the same bytes (dvc.lock stays as committed) while a fresh clone still registers (not in git).
+    write_json(
+        layout.registered,
+        {"model_name": p.model_name, **{k: tags[k] for k in sorted(tags) if k != "git_commit"}},
+    )
     return record

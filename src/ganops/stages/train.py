@@ -10,7 +10,7 @@ from ganops.files import write_json
 from ganops.metrics.cache import cache_folder
 from ganops.stages import Layout
 from ganops.training import distributed
-from ganops.training.loop import TrainPaths, train
+from ganops.training.loop import TrainPaths, TrainResult, train
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,14 @@ def run(params: Params, layout: Layout, **_) -> dict:
     result = asdict(train(params, paths))
     if not distributed.is_main():  # under torchrun, rank 0 writes the report
         return result
-    write_json(layout.train_report, result)
+    timings = {key: result.pop(key) for key in TrainResult.TIMING_FIELDS}
+    write_json(layout.train_report, result)  # DVC-tracked: the same inputs give the same bytes
+    timings["train_seconds"] = timings.pop("seconds")
+    write_json(layout.timings("train"), {"steps": result["steps"], **timings})
     log.info(
         "trained %d steps (resumed from %d) at %.0f images/s",
         result["steps"],
-        result["resumed_from"],
-        result["images_per_second"],
+        timings["resumed_from"],
+        timings["images_per_second"],
     )
     return result

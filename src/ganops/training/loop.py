@@ -24,12 +24,15 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from ganops import codedeps
 from ganops.config import Params, TrainParams
 from ganops.data.prepared import dataset_fingerprint, load_split
+from ganops.environment import library_versions
 from ganops.errors import ConfigError, DataError, TrainingError
-from ganops.files import atomic_path, save_torch
+from ganops.files import atomic_path
 from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalty, r1_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
+from ganops.models.io import load_generator, save_generator
 from ganops.models.layers import labels_for
 from ganops.progress import Progress
 from ganops.runtime import seed_everything, seeded_generator
@@ -42,15 +45,17 @@ from ganops.training.live import LIVE_COLUMNS, LiveQuality
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_real", "d_fake")
-FORMAT = 2  # bumped when checkpoints of older code cannot be resumed
+FORMAT = 3  # bumped when checkpoints of older code cannot be resumed
+
+__all__ = ["TrainPaths", "TrainResult", "fingerprint", "load_generator", "train"]
 
 
 @dataclass(frozen=True)
 class TrainPaths:
     prepared: Path
     generator: Path  # models/generator.pt: EMA weights + ArchSpec
-    checkpoints: Path  # persist: true under DVC; also holds best.pt (best live FID)
-    samples: Path  # one grid PNG per epoch
+    checkpoints: Path  # one folder per run (checkpoint.run_folder), each with best.pt and its grids
+    samples: Path  # the finished run's grids, one PNG per epoch (published at the end)
     history: Path  # per-step losses CSV (a DVC plot)
     evaluator: Path | None = None  # models/evaluator.pt, for live FID (train.eval_every)
     live: Path | None = None  # reports/train/live.csv: live FID and class coverage (a DVC plot)
@@ -59,25 +64,40 @@ class TrainPaths:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """The run's reproducible facts (reports/train.json) and its timings (logs/train.json)."""
+
     steps: int
-    resumed_from: int
-    seconds: float
-    images_per_second: float
+    fingerprint: str
     best_step: int | None = None
     best_fid_live: float | None = None
     last_fid_live: float | None = None
     last_class_coverage: float | None = None
+    resumed_from: int = 0  # timings and resume depend on the machine's history, not the inputs
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+    TIMING_FIELDS = ("resumed_from", "seconds", "images_per_second")
 
 
-def fingerprint(params: Params, data_sha256: str) -> str:
-    """What makes two training runs the same run. Epochs, step caps and logging are left out,
-    so a longer run resumes a shorter one's checkpoints."""
+def fingerprint(params: Params, data_sha256: str) -> tuple[str, dict]:
+    """What makes two training runs the same run: the settings that shape training, the data, the
+    code the train stage runs and the library versions. Epochs, step caps and logging are left
+    out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run."""
     shaping = params.train.model_dump(
         exclude={"epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every", "eval_samples"}
         | {"collapse_coverage", "stop_on_collapse", "grid_size"}
     )
-    blob = json.dumps([FORMAT, params.seed, params.model.model_dump(), shaping, data_sha256], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    material = {
+        "format": FORMAT,
+        "seed": params.seed,
+        "model": params.model.model_dump(),
+        "train": shaping,
+        "data_sha256": data_sha256,
+        "code_sha256": codedeps.code_hash(codedeps.stage_closure("train")),
+        "libraries": library_versions(),
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return digest, material
 
 
 def _autocast(device: torch.device, mode: str):
@@ -126,16 +146,18 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         if tp.max_steps is None
         else min(tp.max_steps, total_batches // tp.n_critic)
     )
-    run_id = fingerprint(params, dataset_fingerprint(paths.prepared))
+    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared))
+    run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
+    grids = run_dir / "samples"
     history: list[list[float]] = []
     live_history: list[list[float]] = []
     start = 0
-    state = checkpoint.load_latest(paths.checkpoints, run_id, total)
-    world.barrier()  # every rank has read the checkpoints before rank 0 may clear them
+    state = checkpoint.load_latest(run_dir, run_id, total)
+    world.barrier()  # every rank has read the checkpoints before rank 0 writes new ones
+    if world.is_main:
+        checkpoint.open_run(run_dir, material)
     if state is None:
-        if world.is_main:
-            checkpoint.clear(paths.checkpoints)
-            checkpoint.clear(paths.samples)
+        log.info("training run %s starts at step 0 (%s)", run_id[:16], run_dir)
     else:
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
@@ -143,7 +165,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         noise.set_state(state["noise"])
         history, live_history = state["history"].tolist(), state["live"].tolist()
         start = state["step"]
-        log.info("resuming from step %d of %d (%s)", start, total, paths.checkpoints)
+        log.info("resuming from step %d of %d (%s)", start, total, run_dir)
     world.same_on_all_ranks(start, "the step training resumes from")
 
     def snapshot(step: int) -> dict:
@@ -200,30 +222,34 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             done, epoch = step + 1, batches.epoch_of(step * tp.n_critic)
             row = [done, epoch, loss_d.item(), loss_g.item(), *_mean_d(logits_real, logits_fake)]
             row[2:] = world.mean(row[2:])  # the global batch's losses, the same on every rank
-            _stop_if_diverged(row, paths.checkpoints)
+            _stop_if_diverged(row, run_dir)
             history.append(row)
             progress.update(loss_d=row[2], loss_g=row[3])
 
             # 3. Now and then: sample grid, live quality, checkpoint.
             if world.is_main and (batches.epoch_of(done * tp.n_critic) != epoch or done == total):
-                _save_grid(ema.shadow, fixed_z, paths.samples / f"epoch_{epoch + 1:03d}.png")
+                _save_grid(ema.shadow, fixed_z, grids / f"epoch_{epoch + 1:03d}.png")
             if live is not None and (done % tp.eval_every == 0 or done == total):
-                live_history.append(_measure(live, ema.shadow, done, live_history, paths, spec))
-                _check_collapse(live_history[-1], tp, paths.checkpoints, snapshot)
+                live_history.append(_measure(live, ema.shadow, done, live_history, run_dir, spec))
+                _check_collapse(live_history[-1], tp, run_dir, snapshot)
             if world.is_main and (done % tp.checkpoint_every == 0 or done == total):
-                checkpoint.save_checkpoint(paths.checkpoints, done, snapshot(done))
-                _write_history(paths.history, history)
-                _write_live(paths.live, live_history)
+                checkpoint.save_checkpoint(run_dir, done, snapshot(done))
 
     seconds = time.perf_counter() - began
-    if start == total and world.is_main:  # nothing left to train: the state comes from the final checkpoint
+    if world.is_main:  # rank 0 writes every file, and only now: a run that stops keeps the last outputs
         _write_history(paths.history, history)
         _write_live(paths.live, live_history)
-    if world.is_main:  # rank 0 writes every file
-        _save_generator(paths.generator, ema.shadow, spec, step=total, run_id=run_id)
+        checkpoint.publish_folder(grids, paths.samples)
+        save_generator(paths.generator, ema.shadow, spec, step=total)
+        checkpoint.prune_runs(paths.checkpoints, keep=run_dir)
     trained = total - start
     return TrainResult(
-        total, start, seconds, trained * tp.batch_size / max(seconds, 1e-9), **_live_summary(live_history)
+        total,
+        run_id,
+        **_live_summary(live_history),
+        resumed_from=start,
+        seconds=seconds,
+        images_per_second=trained * tp.batch_size / max(seconds, 1e-9),
     )
 
 
@@ -317,16 +343,14 @@ def _measure(
     G: torch.nn.Module,
     step: int,
     history: list[list[float]],
-    paths: TrainPaths,
+    run_dir: Path,
     spec: ArchSpec,
 ) -> list[float]:
-    """Live FID of the EMA generator; a new best is saved as checkpoints/best.pt."""
+    """Live FID of the EMA generator; a new best is saved as best.pt in the run's folder."""
     result = live.measure(G)
     row = [step, result["fid_live"], result["class_coverage"], result["class_kl"]]
     if all(row[1] < old[1] for old in history):
-        _save_generator(
-            paths.checkpoints / "best.pt", G, spec, step=step, run_id=f"best fid_live {row[1]:.4g}"
-        )
+        save_generator(run_dir / "best.pt", G, spec, step=step, note=f"best fid_live {row[1]:.4g}")
     log.info("step %d: fid_live %.3f, class coverage %.2f, class KL %.3f", *row)
     return row
 
@@ -388,21 +412,6 @@ def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
             writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
 
 
-def _save_generator(path: Path, G: torch.nn.Module, spec: ArchSpec, step: int, run_id: str) -> None:
-    weights = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
-    save_torch({"arch": spec.to_dict(), "state_dict": weights, "step": step, "fingerprint": run_id}, path)
-
-
-def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, ArchSpec]:
-    """Rebuild the generator from models/generator.pt (weights only: nothing is unpickled)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: not found; run the train stage first (`ganops train`)")
-    try:
-        saved = torch.load(path, map_location=device, weights_only=True)
-        spec = ArchSpec(**saved["arch"])
-        G = build_generator(spec)
-        G.load_state_dict(saved["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: not a ganops generator file ({err}); rerun the train stage") from None
-    return G.to(device).eval(), spec
+def _save_generator(path: Path, G: torch.nn.Module, spec: ArchSpec, step: int, run_id: str = "") -> None:
+    """Older callers' spelling of ganops.models.io.save_generator."""
+    save_generator(path, G, spec, step, note=run_id or None)
