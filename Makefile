@@ -13,13 +13,17 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: setup dataset browser run test lint format clean
 
-setup: $(STAMP) dataset
+setup: $(STAMP) dataset .dvc/plots-offline.html
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# `dvc plots show` with Vega inlined (.dvc/config names this template), so the charts render offline.
+.dvc/plots-offline.html: $(STAMP)
+	$(VENV)/bin/python -m ganops.plots_page $@
 
 # Debian ships Fashion-MNIST as a package; elsewhere the prepare stage falls back to torchvision's downloader.
 dataset:

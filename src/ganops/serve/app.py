@@ -17,6 +17,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -145,7 +146,8 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
         warming.cancel()
         await batcher.stop()
 
-    app = FastAPI(
+    # /docs and /redoc from the package's own Swagger UI and ReDoc files: they render offline.
+    app = FastAPIOffline(
         title="ganops generator",
         version="1",
         summary="Images from the exported GAN generator, batched on ONNX Runtime.",
