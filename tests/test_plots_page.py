@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ganops.plots_page import main as write_template
 from browser import chromium, element_pixels, needs_chromium, wait
+from ganops.plots_page import main as write_template
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = needs_chromium
@@ -27,7 +27,9 @@ def test_dvc_plots_render_offline(tmp_path):
     (project / "reports/train").mkdir(parents=True)
     dvc(["init", "--no-scm", "-q"], project)
     # The repository's own plot definitions, over a made-up run's curves.
-    plots = [p for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] if "reports/samples" not in p]
+    plots = [
+        p for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] if "reports/samples" not in p
+    ]
     (project / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
     steps = np.arange(0, 2000, 100)
     rows = [f"{s},{1 + np.sin(s / 300):.4f},{1 + np.cos(s / 300):.4f},0.7,0.3" for s in steps]

@@ -2,10 +2,10 @@
 
 import pytest
 
+from browser import chromium, element_pixels, needs_chromium, wait
 from ganops.serve.app import ServeSettings, create_app
 from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
-from browser import chromium, element_pixels, needs_chromium, wait
 from serve_helpers import export_tiny, uvicorn_thread
 
 pytestmark = needs_chromium
