@@ -115,3 +115,18 @@ def test_ema_with_zero_decay_equals_the_weights():
     ema.update(model, step=100)
     for a, b in zip(ema.shadow.state_dict().values(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_budget_is_images_seen_so_a_small_set_trains_as_many_steps():
+    from ganops.training.loop import _grid_every, _total_steps
+
+    budget = parse_params({"train": {"images": 120_000, "batch_size": 16}}).train
+    assert _total_steps(budget, per_epoch=60_000 // 16, n_images=60_000) == 7_500
+    assert _total_steps(budget, per_epoch=1_715 // 16, n_images=1_715) == 7_500  # 70 passes of icons
+    by_epochs = parse_params({"train": {"epochs": 2, "batch_size": 16}}).train  # epochs wins
+    assert _total_steps(by_epochs, per_epoch=100, n_images=1_600) == 200
+    # One sample grid per epoch while they are few; at most about 20 for a small set's many epochs.
+    assert _grid_every(batches=2 * 3_750, per_epoch=3_750) == 1
+    assert _grid_every(batches=7_500, per_epoch=107) == 4
+    with pytest.raises(Exception, match="set train.images"):
+        parse_params({"train": {"images": None, "epochs": None}})

@@ -84,7 +84,8 @@ def fingerprint(params: Params, data_sha256: str) -> tuple[str, dict]:
     code the train stage runs and the library versions. Epochs, step caps and logging are left
     out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run."""
     shaping = params.train.model_dump(
-        exclude={"epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every", "eval_samples"}
+        exclude={"images", "epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every"}
+        | {"eval_samples"}
         | {"collapse_coverage", "stop_on_collapse", "grid_size"}
     )
     material = {
@@ -140,12 +141,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     )
     live = _live_quality(params, paths, spec, device) if world.is_main else None
 
-    total_batches = batches.per_epoch * tp.epochs
-    total = (
-        total_batches // tp.n_critic
-        if tp.max_steps is None
-        else min(tp.max_steps, total_batches // tp.n_critic)
-    )
+    total = _total_steps(tp, batches.per_epoch, n_images)
+    grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
     run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared))
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
@@ -227,7 +224,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             progress.update(loss_d=row[2], loss_g=row[3])
 
             # 3. Now and then: sample grid, live quality, checkpoint.
-            if world.is_main and (batches.epoch_of(done * tp.n_critic) != epoch or done == total):
+            epoch_ends = batches.epoch_of(done * tp.n_critic) != epoch
+            if world.is_main and ((epoch_ends and (epoch + 1) % grid_every == 0) or done == total):
                 _save_grid(ema.shadow, fixed_z, grids / f"epoch_{epoch + 1:03d}.png")
             if live is not None and (done % tp.eval_every == 0 or done == total):
                 live_history.append(_measure(live, ema.shadow, done, live_history, run_dir, spec))
@@ -242,6 +240,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         checkpoint.publish_folder(grids, paths.samples)
         save_generator(paths.generator, ema.shadow, spec, step=total)
         checkpoint.prune_runs(paths.checkpoints, keep=run_dir)
+        _say_which_weights(live_history, total)
     trained = total - start
     return TrainResult(
         total,
@@ -251,6 +250,47 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         seconds=seconds,
         images_per_second=trained * tp.batch_size / max(seconds, 1e-9),
     )
+
+
+def _total_steps(tp: TrainParams, per_epoch: int, n_images: int) -> int:
+    """Optimizer steps of the budget (train.epochs if set, else train.images), logged as passes."""
+    batches = per_epoch * tp.epochs if tp.epochs is not None else max(1, tp.images // tp.batch_size)
+    total = max(1, batches // tp.n_critic)
+    if tp.max_steps is not None:
+        total = min(total, tp.max_steps)
+    seen = total * tp.n_critic * tp.batch_size
+    log.info(
+        "budget: %d steps = %d real images = %.1f passes over the %d training images (%s)",
+        total,
+        seen,
+        seen / n_images,
+        n_images,
+        f"train.epochs={tp.epochs}" if tp.epochs is not None else f"train.images={tp.images}",
+    )
+    return total
+
+
+def _grid_every(batches: int, per_epoch: int, most: int = 20) -> int:
+    """One sample grid per epoch, or per k epochs when a small dataset makes epochs many."""
+    return max(1, math.ceil(batches / per_epoch / most))
+
+
+def _say_which_weights(live_history: list[list[float]], total: int) -> None:
+    """The last step's EMA weights are what is exported; say so when live FID preferred another."""
+    if not live_history:
+        return
+    best = min(live_history, key=lambda r: r[1])
+    last = live_history[-1]
+    if int(best[0]) != int(last[0]) and best[1] < last[1]:
+        log.info(
+            "models/generator.pt holds the last step's EMA weights (step %d, live FID %.3f), which evaluate, "
+            "export and register use; the best live FID was %.3f at step %d (its weights are best.pt in the "
+            "run's checkpoint folder). Live FID is measured on train.eval_samples images, so a small gap is noise",
+            total,
+            last[1],
+            best[1],
+            int(best[0]),
+        )
 
 
 def _arch_spec(params: Params, split) -> ArchSpec:
