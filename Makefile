@@ -11,15 +11,23 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup dataset browser run test lint format clean
+.PHONY: setup dataset browser run test lint format clean lock
 
 setup: $(STAMP) dataset .dvc/plots-offline.html
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve the exact versions in a throw-away venv after changing pyproject.toml's dependencies.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' requirements.lock; .venv-lock/bin/pip list --format=freeze --exclude-editable \
+		| grep -v -E '^(pip|setuptools|wheel)=='; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
 # `dvc plots show` with Vega inlined (.dvc/config names this template), so the charts render offline.
 .dvc/plots-offline.html: $(STAMP)
