@@ -8,12 +8,15 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from ganops.config import parse_params
+from serve_helpers import serve_process
 
 from conftest import tiny_params, write_params
 
@@ -82,6 +85,28 @@ def test_repro_runs_the_dag_then_only_validate(project):
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline run"], root, env)
     assert sh(["git", "status", "--porcelain"], root, env) == ""
+
+
+def test_a_teammate_pulls_the_results_from_a_dvc_remote_and_has_nothing_to_rerun(project, tmp_path):
+    """Engineer A pushes to a DVC remote; engineer B clones, pulls, and serves without training."""
+    root, env = project
+    remote = tmp_path / "remote"
+    sh(["dvc", "remote", "add", "-d", "shared", str(remote)], root, env)
+    sh(["dvc", "push", "-q"], root, env)
+    sh(["git", "commit", "-qam", "a DVC remote for the team"], root, env)
+
+    clone = tmp_path / "teammate"
+    sh(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    env = {**env, "PYTHONPATH": str(clone / "src")}
+    began = time.perf_counter()
+    sh(["dvc", "pull", "-q"], clone, env)
+    print(f"dvc pull of the tiny pipeline's outputs: {time.perf_counter() - began:.1f} s")
+    assert ran(sh(["dvc", "repro"], clone, env)) == ["validate"]
+    assert sh(["git", "status", "--porcelain"], clone, env) == ""
+
+    with serve_process(str(clone / "models/generator.onnx"), cwd=clone) as base:
+        response = httpx.post(f"{base}/v1/generate", json={"n": 4, "seed": 1}, timeout=30)
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
 
 
 def test_a_clean_clone_reproduces_the_committed_lock_byte_for_byte(project, tmp_path):
