@@ -111,6 +111,23 @@ def _page() -> str:
     return importlib.resources.files("ganops.serve").joinpath("static/index.html").read_text()
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its images were ready."""
+
+
+async def _unless_disconnected(request: Request, work, poll_s: float = 0.05):
+    """Await ``work``, cancelling it if the client disconnects first (so its rows leave the queue)."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll_s)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise ClientGone
+
+
 def create_app(session: GeneratorSession, settings: ServeSettings = ServeSettings()) -> FastAPI:
     info = session.info
     metrics = ServeMetrics()
@@ -184,17 +201,22 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
         except ValueError as err:
             raise HTTPException(422, f"class: {err}") from None
 
-    async def _generate(latents: np.ndarray, fmt: str, headers: dict[str, str]) -> Response:
+    async def _generate(request: Request, latents: np.ndarray, fmt: str, headers: dict[str, str]) -> Response:
         try:
-            out = await batcher.submit(latents)
+            out = await _unless_disconnected(request, batcher.submit(latents))
         except Overloaded as err:
             return _problem(503, f"overloaded: {err}; retry shortly", headers={"Retry-After": "1"})
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the rows already left the queue
         headers = {**headers, "X-Model-Sha256": session.sha256, "X-Provider": session.provider}
+        # Encoding runs in a worker thread: 64 images at 1024 px take long enough to stall /healthz.
         if fmt == "png":
-            return Response(images.png_grid(out), media_type="image/png", headers=headers)
+            body = await asyncio.to_thread(images.png_grid, out)
+            return Response(body, media_type="image/png", headers=headers)
         if fmt == "npy":
             return Response(images.npy_bytes(out), media_type="application/x-npy", headers=headers)
-        body = PngList(shape=list(info.image_shape), images=images.png_list_base64(out))
+        pngs = await asyncio.to_thread(images.png_list_base64, out)
+        body = PngList(shape=list(info.image_shape), images=pngs)
         return JSONResponse(body.model_dump(), headers=headers)
 
     responses = {
@@ -212,16 +234,16 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     }
 
     @app.post("/v1/generate", responses=responses, response_class=Response)
-    async def generate(request: GenerateRequest) -> Response:  # type: ignore[valid-type]
+    async def generate(request: GenerateRequest, http: Request) -> Response:  # type: ignore[valid-type]
         """`n` images for `seed`; image i is the same for every n > i."""
         latents = _conditioned(seed_latents(request.seed, request.n, info.latent_dim), request.class_)
-        return await _generate(latents, request.format, {"X-Seed": str(request.seed)})
+        return await _generate(http, latents, request.format, {"X-Seed": str(request.seed)})
 
     @app.post("/v1/interpolate", responses=responses, response_class=Response)
-    async def interpolate(request: InterpolateRequest) -> Response:  # type: ignore[valid-type]
+    async def interpolate(request: InterpolateRequest, http: Request) -> Response:  # type: ignore[valid-type]
         """`steps` images along the arc from `seed_a`'s first image to `seed_b`'s."""
         path = interpolation_latents(request.seed_a, request.seed_b, request.steps, info.latent_dim)
-        return await _generate(_conditioned(path, request.class_), request.format, {})
+        return await _generate(http, _conditioned(path, request.class_), request.format, {})
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -79,7 +79,25 @@ class MicroBatcher:
         self._arrived.set()
         if self._pending_rows >= self.max_batch:
             self._full.set()
-        return await job.future
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._forget(job)
+            raise
+
+    def _forget(self, job: _Job) -> None:
+        """A client that gave up: its rows leave the queue now, not when the worker reaches them."""
+        try:
+            self._pending.remove(job)
+        except ValueError:
+            return  # the worker has taken it already; the result is dropped
+        self._pending_rows -= len(job.latents)
+        if self._pending_rows < self.max_batch:
+            self._full.clear()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
 
     def _take(self) -> list[_Job]:
         """The oldest jobs that fit in max_batch rows (always at least one)."""

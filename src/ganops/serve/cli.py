@@ -38,6 +38,12 @@ def serve(
     batching: bool = typer.Option(True, "--batching/--no-batching", help="micro-batch concurrent requests"),
     tracking_uri: str | None = TrackingOption,
     access_log: bool = typer.Option(False, "--access-log", help="log every request (costs throughput)"),
+    max_connections: int = typer.Option(
+        512, "--max-connections", min=1, help="open connections beyond this get 503 at once (uvicorn)"
+    ),
+    graceful_s: int = typer.Option(
+        20, "--graceful-timeout", min=0, help="seconds in-flight requests get to finish on SIGTERM"
+    ),
 ) -> None:
     """Serve the generator over HTTP: /v1/generate, /v1/interpolate, /healthz, /readyz, /metrics, demo at /."""
     import uvicorn
@@ -51,7 +57,15 @@ def serve(
     settings = ServeSettings(
         max_n=max_n, max_steps=max_n, max_batch=max_batch, max_delay_ms=batch_delay_ms, batching=batching
     )
-    uvicorn.run(create_app(session, settings), host=host, port=port, access_log=access_log, log_level="info")
+    uvicorn.run(
+        create_app(session, settings),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        limit_concurrency=max_connections,
+        timeout_graceful_shutdown=graceful_s,
+    )
 
 
 def sample(
