@@ -7,7 +7,8 @@ from torch import nn
 
 from ganops.config import parse_params
 from ganops.data.prepared import PreparedSplit, fit_to_size, to_unit_range
-from ganops.metrics import METRICS
+from ganops.files import sha256_file
+from ganops.metrics import METRICS, inception
 from ganops.metrics.cache import cache_key, cached_features
 from ganops.metrics.classes import class_stats
 from ganops.metrics.evaluator import train_evaluator
@@ -112,11 +113,12 @@ def trained(tiny_idx, tmp_path_factory):
     return tiny_idx, root
 
 
-def test_fid_inception_uses_local_weights_through_the_builder(trained, tmp_path):
+def test_fid_inception_uses_local_weights_through_the_builder(trained, tmp_path, monkeypatch):
     tiny_idx, root = trained
     weights = tmp_path / "inception.pth"
     torch.manual_seed(0)
     torch.save({f"proj.{k}": v for k, v in nn.Linear(3, 6).state_dict().items()}, weights)
+    monkeypatch.setattr(inception, "SHA256_PREFIX", sha256_file(weights)[:8])  # as if it were published
     built = []
 
     def builder(path):
@@ -147,6 +149,24 @@ def test_fid_inception_is_omitted_with_a_notice_without_weights(trained, tmp_pat
     report = evaluate(params, Layout(root), inception_builder=lambda path: pytest.fail("must not be built"))
     assert "fid_inception" not in report
     assert len(report["notes"]) == 1 and "fid_inception omitted" in report["notes"][0]
+
+
+class Payload:
+    def __reduce__(self):  # what unpickling would run
+        return (print, ("unpickled code ran",))
+
+
+def test_inception_weights_that_are_not_the_published_file_are_never_loaded(tmp_path, monkeypatch):
+    other = tmp_path / "other.pth"
+    torch.save({"w": torch.zeros(2)}, other)
+    path, reason = inception.find_weights(str(other))
+    assert path is None and "not the published" in reason and "sha256" in reason
+
+    rigged = tmp_path / "rigged.pth"
+    torch.save({"w": Payload()}, rigged)
+    monkeypatch.setattr(inception, "SHA256_PREFIX", sha256_file(rigged)[:8])  # even with a matching hash
+    path, reason = inception.find_weights(str(rigged))
+    assert path is None and "not a plain weights file" in reason
 
 
 def test_every_metric_name_is_valid_in_params_and_unknown_ones_list_them():

@@ -7,12 +7,15 @@ same data, ``*_inception`` for Inception-v3.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from ganops.plugins import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,11 +100,10 @@ def _fid_inception(ctx: MetricContext) -> dict[str, float]:
     from ganops.metrics.fid import fid
     from ganops.metrics.inception import InceptionFeatures, find_weights, torch_fidelity_inception
 
-    weights = find_weights(ctx.inception_weights)
+    weights, reason = find_weights(ctx.inception_weights)
     if weights is None or ctx.real_images is None or ctx.fake_images is None:
-        ctx.notes.append(
-            "fid_inception omitted: no local Inception-v3 weights file (evaluate.inception_weights)"
-        )
+        ctx.notes.append(reason or "fid_inception omitted: no images to compare")
+        log.info("%s", ctx.notes[-1])
         return {}
     net = InceptionFeatures((ctx.inception_builder or torch_fidelity_inception)(weights))
     net = net.to(ctx.device)

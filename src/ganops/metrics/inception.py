@@ -14,23 +14,47 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ganops.files import sha256_file
+
 log = logging.getLogger(__name__)
 
 HUB_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
 
-def find_weights(configured: str | None) -> Path | None:
+# torch hub names a file by the first hex digits of its sha256; this is the published file's.
+SHA256_PREFIX = HUB_FILE.rsplit("-", 1)[1].split(".")[0]
+
+
+def find_weights(configured: str | None) -> tuple[Path | None, str]:
+    """The weights file to use, or None and the one-line reason fid_inception is omitted."""
     if configured is not None:
         path = Path(configured).expanduser()
-        if path.is_file():
-            return path
-        log.warning("fid_inception omitted: evaluate.inception_weights=%s does not exist", path)
-        return None
-    path = Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILE
-    if path.is_file():
-        return path
-    log.info("fid_inception omitted: no Inception-v3 weights at %s (set evaluate.inception_weights)", path)
-    return None
+        if not path.is_file():
+            return None, f"fid_inception omitted: evaluate.inception_weights={path} does not exist"
+    else:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILE
+        if not path.is_file():
+            return None, (
+                f"fid_inception omitted: no local Inception-v3 weights file at {path} "
+                "(set evaluate.inception_weights)"
+            )
+    return verified(path)
+
+
+def verified(path: Path) -> tuple[Path | None, str]:
+    """The file only if it is the published one: torch-fidelity's loader unpickles it, so a file
+    that is anything else could run code. Its sha256 must match, and it must hold only tensors."""
+    digest = sha256_file(path)
+    if not digest.startswith(SHA256_PREFIX):
+        return None, (
+            f"fid_inception omitted: {path} has sha256 {digest[:12]}..., not the published {HUB_FILE} "
+            f"({SHA256_PREFIX}...); point evaluate.inception_weights at an unmodified copy"
+        )
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure means: not a plain weights file
+        return None, f"fid_inception omitted: {path} is not a plain weights file ({type(err).__name__})"
+    return path, ""
 
 
 def torch_fidelity_inception(weights: Path) -> nn.Module:
