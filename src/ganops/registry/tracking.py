@@ -75,7 +75,8 @@ def _signature(sidecar: dict, named: bool = True):
 
 
 def timing_metrics(layout: Layout, read_json) -> dict[str, float]:
-    """``timing.<stage>_seconds`` for each stage with a log, plus training's own throughput."""
+    """``timing.<stage>_seconds`` (wall time) for each stage with a log, plus the training loop's own
+    clock and throughput (``timing.train_loop_seconds``, ``timing.images_per_second``)."""
     timings = {}
     for stage in ("validate", "prepare", "evaluator", "train", "evaluate", "export"):
         path = layout.timings(stage)
@@ -84,9 +85,10 @@ def timing_metrics(layout: Layout, read_json) -> dict[str, float]:
         facts = read_json(path)
         if "seconds" in facts:
             timings[f"timing.{stage}_seconds"] = float(facts["seconds"])
-        for fact in ("train_seconds", "images_per_second"):  # the training loop's own clock
-            if fact in facts:
-                timings[f"timing.{fact}"] = float(facts[fact])
+        if "train_seconds" in facts:
+            timings["timing.train_loop_seconds"] = float(facts["train_seconds"])
+        if "images_per_second" in facts:
+            timings["timing.images_per_second"] = float(facts["images_per_second"])
     return timings
 
 
