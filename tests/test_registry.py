@@ -258,6 +258,8 @@ def test_a_retry_completes_the_version_an_outage_left_half_done(exported, sqlite
     assert registry.history("challenger") == registry.history("champion") == ["1"]
     assert not [t for t in registry.client.get_registered_model(registry.name).tags if t.endswith(".pending")]
     assert len(pipeline_runs()) == 1 and retry["run_id"] == half["run_id"]
+    logged_model = registry.client.get_logged_model(done["tags"]["ganops.model_id"])
+    assert json.loads(logged_model.tags["mlflow.modelVersions"]) == [{"name": registry.name, "version": "1"}]
 
     again = register(sqlite_registry, exported)  # a complete registration: found, nothing moves
     assert again == retry and len(registry.versions()) == 1

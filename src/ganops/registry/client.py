@@ -183,6 +183,15 @@ class ModelRegistry:
                 self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
             )
 
+    def link_logged_model(self, model_id: str, version: str) -> None:
+        """Name the version on its logged model (MLflow's UI shows it), as ``mlflow.register_model`` does."""
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        linked = json.loads(self.client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+        entry = {"name": self.name, "version": str(version)}
+        if entry not in linked:
+            self.client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked + [entry])})
+
     def tag(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, str(version), key, value)

@@ -94,12 +94,12 @@ def register_once(
             logged = _logged_run(registry, experiment_id, key) or log_run(key)
             champion = registry.candidate(params.champion_alias)
             decision = decide(challenger, champion, params.promotion_margin)
-            verdict = ("promoted: " if decision.promote else "kept champion: ") + decision.reason
             tags = {
                 **identity,
                 **challenger.tags(),
                 KEY_TAG: key,
-                "gate_decision": verdict,
+                MODEL_ID_TAG: logged.model_id or "",  # (the SQL store does not return a version's model_id)
+                "gate_decision": verdict(decision.promote, decision.reason),
                 PROMOTE_TAG: "true" if decision.promote else "false",
                 CHAMPION_BEFORE_TAG: json.dumps(asdict(champion) if champion else None),
                 STATE_TAG: PENDING,
@@ -115,15 +115,20 @@ def register_once(
         number = str(version.version)
         tags = dict(version.tags)
         promoted = tags[PROMOTE_TAG] == "true"
+        reason = tags["gate_decision"].split(": ", 1)[1]
         if tags[STATE_TAG] != COMPLETE:
-            _move_aliases(registry, params, number, promoted, tags["gate_decision"])
+            registry.move_alias(params.challenger_alias, number, "newest candidate from the pipeline")
+            if promoted:
+                registry.move_alias(params.champion_alias, number, f"gate: {reason}")
+            if tags.get(MODEL_ID_TAG):
+                registry.link_logged_model(tags[MODEL_ID_TAG], number)
             registry.tag(number, {STATE_TAG: COMPLETE})
         before = json.loads(tags[CHAMPION_BEFORE_TAG])
         return Registration(
             version=number,
             run_id=version.run_id,
             promoted=promoted,
-            reason=tags["gate_decision"].split(": ", 1)[1],
+            reason=reason,
             challenger=Candidate.from_tags(number, tags),
             champion_before=None if before is None else _candidate(before),
             aliases=registry.show(number)["aliases"],
@@ -131,17 +136,14 @@ def register_once(
         )
 
 
+def verdict(promote: bool, reason: str) -> str:
+    """The ``gate_decision`` tag: what happened, then why (the part after the first ': ')."""
+    return ("promoted: " if promote else "kept champion: ") + reason
+
+
 def _candidate(fields: dict) -> Candidate:
     interval = fields.get("fid_ci95")
     return Candidate(**{**fields, "fid_ci95": tuple(interval) if interval else None})
-
-
-def _move_aliases(
-    registry: ModelRegistry, params: RegisterParams, version: str, promote: bool, verdict: str
-) -> None:
-    registry.move_alias(params.challenger_alias, version, "newest candidate from the pipeline")
-    if promote:
-        registry.move_alias(params.champion_alias, version, f"gate: {verdict.split(': ', 1)[1]}")
 
 
 def _existing_version(registry: ModelRegistry, key: str):
