@@ -408,6 +408,8 @@ def test_registration_through_a_tracking_server(exported, mlflow_server, tmp_pat
     assert first["tracking_uri"] == mlflow_server and "champion" in first["aliases"]
     worse = register(params, with_fid(exported, 30.0))
     assert not worse["promoted"]
+    assert register(params, exported)["version"] == worse["version"]  # the same files: found, not re-made
+    assert len(open_registry(params.register).versions()) == 2
     assert (
         not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
     )  # all went to the server
