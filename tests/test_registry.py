@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ganops.config import parse_params
-from ganops.errors import RegistryError
+from ganops.errors import RegistryError, TransientRegistryError
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
 from ganops.registry.client import open_registry
@@ -101,9 +101,14 @@ def sqlite_registry(tmp_path, monkeypatch):
     return parse_params({"register": {"experiment": "gate-test"}})
 
 
-def test_registry_gating_with_a_real_mlflow_registry(exported, sqlite_registry):
+def test_registry_gating_with_a_real_mlflow_registry(exported, sqlite_registry, capfd):
     params = sqlite_registry
     first = register(params, with_fid(exported, 20.0))
+    # MLflow's ONNX flavor asks for CUDA only where torch sees a GPU: no onnxruntime error lines on CPU.
+    err = capfd.readouterr().err
+    assert "E:onnxruntime" not in err and "Failed to load library" not in err
+    providers = mlflow.models.Model.load("models:/ganops-generator/1").flavors["onnx"]["providers"]
+    assert ("CUDAExecutionProvider" in providers) == torch.cuda.is_available()
     assert first["promoted"] and first["aliases"] == ["challenger", "champion"]
     assert first["reason"] == "no champion yet"
 
@@ -146,9 +151,20 @@ def test_pipeline_run_has_nested_stage_runs_and_step_metrics(exported, sqlite_re
         "step,epoch,loss_d,loss_g,d_real,d_fake\n1,0,1.5,0.7,0.6,0.4\n2,0,1.2,0.9,0.7,0.3\n"
     )
     (exported.train_live).write_text("step,fid_live,class_coverage,class_kl\n2,9.5,1,0.1\n")
+    write_json(
+        exported.timings("train"), {"train_seconds": 12.5, "images_per_second": 800.0, "seconds": 14.0}
+    )
+    write_json(exported.timings("evaluate"), {"seconds": 3.25})
     record = register(sqlite_registry, with_fid(exported, 20.0))
     client = mlflow.MlflowClient()
     parent = client.get_run(record["run_id"])
+    timings = {k: v for k, v in parent.data.metrics.items() if k.startswith("timing.")}
+    assert timings == {
+        "timing.train_seconds": 14.0,
+        "timing.train_loop_seconds": 12.5,
+        "timing.images_per_second": 800.0,
+        "timing.evaluate_seconds": 3.25,
+    }
     assert parent.data.tags["evaluator_sha256"] == SHA and "git_commit" in parent.data.tags
     assert parent.data.tags["dataset_sha256"] == SHA and len(parent.data.tags["params_sha256"]) == 64
     children = client.search_runs(
@@ -184,6 +200,119 @@ def test_promote_and_rollback_record_their_reasons(exported, sqlite_registry):
         registry.move_alias("champion", "9", "typo")
 
 
+def test_gate_never_promotes_a_non_finite_fid():
+    for fid in (float("nan"), float("inf")):
+        decision = decide(Candidate("2", fid, SHA), None)
+        assert not decision.promote and "not a finite number" in decision.reason
+    assert decide(Candidate("2", 9.0, SHA), Candidate("1", float("nan"), SHA)).promote
+
+
+def test_a_nan_fid_is_registered_but_never_promoted(exported, sqlite_registry):
+    first = register(sqlite_registry, with_fid(exported, 20.0))
+    broken = register(sqlite_registry, with_fid(exported, float("nan")))
+    assert not broken["promoted"] and broken["aliases"] == ["challenger"]
+    assert "fid_domain is nan, not a finite number" in broken["reason"]
+    assert open_registry(sqlite_registry.register).candidate("champion").version == first["version"]
+
+
+def fail_once(monkeypatch, method: str, on_call: int = 1) -> list:
+    """Make one MlflowClient method raise a connection error on its ``on_call``-th call: an outage
+    midway through a registration, against a real registry."""
+    real = getattr(mlflow.MlflowClient, method)
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == on_call:
+            raise ConnectionError(f"simulated outage in {method}: connection refused")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, method, flaky)
+    return calls
+
+
+def pipeline_runs(status: str | None = None) -> list:
+    client = mlflow.MlflowClient()
+    runs = client.search_runs(
+        [client.get_experiment_by_name("gate-test").experiment_id], "tags.`ganops.stage` = 'pipeline'"
+    )
+    return [r for r in runs if status is None or r.info.status == status]
+
+
+def test_a_retry_completes_the_version_an_outage_left_half_done(exported, sqlite_registry, monkeypatch):
+    with_fid(exported, 20.0)
+    fail_once(monkeypatch, "set_registered_model_alias")  # the first alias move dies
+    with pytest.raises(TransientRegistryError, match="simulated outage"):
+        register(sqlite_registry, exported)
+    registry = open_registry(sqlite_registry.register)
+    [half] = registry.versions()
+    assert half["tags"]["ganops.state"] == "pending" and half["aliases"] == []
+    assert half["tags"]["onnx_sha256"] and half["tags"]["fid_domain"] == "20.0"  # tagged at creation
+    assert half["tags"]["gate_decision"] == "promoted: no champion yet"
+    assert registry.history("challenger") == []  # the interrupted move reads as not done
+
+    retry = register(sqlite_registry, exported)
+    [done] = registry.versions()
+    assert retry["version"] == done["version"] == half["version"] and retry["promoted"]
+    assert done["tags"]["ganops.state"] == "complete" and done["aliases"] == ["challenger", "champion"]
+    assert registry.history("challenger") == registry.history("champion") == ["1"]
+    assert not [t for t in registry.client.get_registered_model(registry.name).tags if t.endswith(".pending")]
+    assert len(pipeline_runs()) == 1 and retry["run_id"] == half["run_id"]
+    logged_model = registry.client.get_logged_model(done["tags"]["ganops.model_id"])
+    assert json.loads(logged_model.tags["mlflow.modelVersions"]) == [{"name": registry.name, "version": "1"}]
+
+    again = register(sqlite_registry, exported)  # a complete registration: found, nothing moves
+    assert again == retry and len(registry.versions()) == 1
+
+
+def test_a_retry_registers_the_run_an_outage_left_unregistered(exported, sqlite_registry, monkeypatch):
+    with_fid(exported, 20.0)
+    fail_once(monkeypatch, "create_model_version")
+    with pytest.raises(TransientRegistryError):
+        register(sqlite_registry, exported)
+    assert open_registry(sqlite_registry.register).versions() == []
+    [logged] = pipeline_runs("FINISHED")
+    retry = register(sqlite_registry, exported)
+    assert retry["run_id"] == logged.info.run_id and len(pipeline_runs()) == 1  # not logged twice
+    assert retry["version"] == "1" and retry["aliases"] == ["challenger", "champion"]
+
+
+def test_a_retry_ends_the_runs_a_crashed_attempt_left_running(exported, sqlite_registry, monkeypatch):
+    with_fid(exported, 20.0)
+    fail_once(monkeypatch, "set_terminated")  # the first nested run cannot be ended: it stays RUNNING
+    with pytest.raises(TransientRegistryError):
+        register(sqlite_registry, exported)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("gate-test").experiment_id
+    [stale] = [r for r in client.search_runs([experiment]) if r.info.status == "RUNNING"]
+    retry = register(sqlite_registry, exported)
+    assert client.get_run(stale.info.run_id).info.status == "KILLED"
+    assert not [r for r in client.search_runs([experiment]) if r.info.status == "RUNNING"]
+    assert retry["version"] == "1" and pipeline_runs("FINISHED")[0].info.run_id == retry["run_id"]
+
+
+def test_an_alias_move_cut_off_midway_keeps_alias_and_history_together(
+    exported, sqlite_registry, monkeypatch
+):
+    first = register(sqlite_registry, with_fid(exported, 20.0))
+    second = register(sqlite_registry, with_fid(exported, 25.0))
+    registry = open_registry(sqlite_registry.register)
+    # Cut off before the alias moves: nothing happened.
+    fail_once(monkeypatch, "set_registered_model_alias")
+    with pytest.raises(ConnectionError):
+        registry.move_alias("champion", second["version"], "by hand")
+    assert registry.candidate("champion").version == first["version"]
+    assert registry.history("champion") == [first["version"]]
+    # Cut off after the alias moved, before its history was written: the recorded intent is the history.
+    fail_once(monkeypatch, "set_registered_model_tag", on_call=2)
+    with pytest.raises(ConnectionError):
+        registry.move_alias("champion", second["version"], "by hand")
+    assert registry.candidate("champion").version == second["version"]
+    assert registry.history("champion") == [first["version"], second["version"]]
+    assert registry.rollback("champion", "the move was a mistake") == first["version"]
+    assert registry.history("champion") == [first["version"]]
+
+
 def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.chdir(tmp_path)
@@ -194,7 +323,7 @@ def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_pat
     assert json.loads(exported.registry.read_text()) == {"version": "previous"}
 
 
-def test_concurrent_registrations_give_distinct_versions(exported, tmp_path):
+def test_concurrent_registrations_of_the_same_files_give_one_version(exported, tmp_path):
     write_params(tmp_path / "params.yaml", {"register": {"experiment": "race"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     with_fid(exported, 20.0)
@@ -217,9 +346,10 @@ def test_concurrent_registrations_give_distinct_versions(exported, tmp_path):
         versions = registry.versions()
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI")
-    assert [v["version"] for v in versions] == ["1", "2"]
-    assert sum("champion" in v["aliases"] for v in versions) == 1
-    assert sum("challenger" in v["aliases"] for v in versions) == 1
+    assert [v["version"] for v in versions] == ["1"]
+    assert versions[0]["aliases"] == ["challenger", "champion"]
+    assert versions[0]["tags"]["ganops.state"] == "complete"
+    assert json.loads(exported.registry.read_text())["version"] == "1"
 
 
 def free_port() -> int:
@@ -278,6 +408,8 @@ def test_registration_through_a_tracking_server(exported, mlflow_server, tmp_pat
     assert first["tracking_uri"] == mlflow_server and "champion" in first["aliases"]
     worse = register(params, with_fid(exported, 30.0))
     assert not worse["promoted"]
+    assert register(params, exported)["version"] == worse["version"]  # the same files: found, not re-made
+    assert len(open_registry(params.register).versions()) == 2
     assert (
         not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
     )  # all went to the server
@@ -306,6 +438,11 @@ def test_registry_cli_lists_promotes_and_names_what_exists(exported, sqlite_regi
 
     promoted = ganops("promote", "2", "--reason", "preferred by the art team")
     assert promoted.returncode == 0 and "@champion -> v2" in promoted.stdout
+    holders = [line for line in ganops("list").stdout.splitlines() if line.startswith("@")]
+    assert holders[0].startswith("@challenger -> v2: ") and "newest candidate" in holders[0]
+    assert holders[1].startswith("@champion -> v2: ") and holders[1].endswith(
+        "promoted by hand: preferred by the art team"
+    )
     assert ganops("rollback", "--reason", "oops").stdout.strip().endswith(f"v{first['version']}")
 
     missing = ganops("promote", "9", "--reason", "typo")

@@ -25,16 +25,25 @@ def _open(params: Path):
 
 @app.command("list")
 def list_versions(params: Path = ParamsOption) -> None:
-    """One line per version: number, aliases, fid_domain, gate decision."""
+    """One line per version (number, aliases, fid_domain, gate decision), then each alias's holder and why."""
     with user_errors():
         registry, _ = _open(params)
-        for v in registry.versions():
+        versions = registry.versions()
+        for v in versions:
             tags = v["tags"]
             aliases = ",".join(v["aliases"]) or "-"
+            state = (
+                "" if tags.get("ganops.state", "complete") == "complete" else f"  [{tags['ganops.state']}]"
+            )
             typer.echo(
                 f"v{v['version']:<4} {aliases:<22} fid_domain={tags.get('fid_domain', '?'):<22} "
-                f"{v['created']}  {tags.get('gate_decision', '')}"
+                f"{v['created']}  {tags.get('gate_decision', '')}{state}"
             )
+        # The gate's decision above is history; a hand promotion or rollback since is said here.
+        reasons = {v["version"]: v["tags"] for v in versions}
+        for alias, version in registry.holders().items():
+            why = reasons.get(version, {}).get(f"alias.{alias}.reason", "no reason recorded")
+            typer.echo(f"@{alias} -> v{version}: {why}")
 
 
 @app.command()

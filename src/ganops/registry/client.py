@@ -1,9 +1,12 @@
 """The model registry as people and the gate use it: versions, aliases, promotion, rollback.
 
-Every alias move records why on the version (tag ``alias.<alias>.reason``) and appends to the
-registered model's ``<alias>.history`` tag, which ``rollback`` walks back. Registrations into
-a local SQLite store are serialized with a file lock beside the database, so two pipelines
-registering at once never race on version numbers or on the champion alias.
+Every alias move records why on the version (tag ``alias.<alias>.reason``) and in the
+registered model's ``<alias>.history`` tag, which ``rollback`` walks back. The intent (target
+and new history, tag ``<alias>.pending``) is written before the alias moves, so a move cut off
+midway reads back as either not done or done, with its history, never as an alias that moved
+without a record. Registrations into a local SQLite store are serialized with
+a file lock beside the database, so two pipelines registering at once never race on version
+numbers or on the champion alias.
 """
 
 from __future__ import annotations
@@ -97,14 +100,25 @@ class ModelRegistry:
                 ) from None
             raise
 
-    def use_experiment(self, name: str) -> None:
-        """Make ``name`` the active experiment, creating it with the right artifact root."""
+    @property
+    def serializes_writes(self) -> bool:
+        """True when ``lock()`` keeps every other writer out (a local SQLite store)."""
+        return self._file_lock is not None
+
+    def use_experiment(self, name: str) -> str:
+        """Make ``name`` the active experiment, creating it with the right artifact root; returns its id."""
         import mlflow
 
         with self.lock():
-            if self.client.get_experiment_by_name(name) is None:
-                self.client.create_experiment(name, artifact_location=local_artifact_root(self.uri))
-        mlflow.set_experiment(name)
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                experiment_id = self.client.create_experiment(
+                    name, artifact_location=local_artifact_root(self.uri)
+                )
+            else:
+                experiment_id = experiment.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
 
     def by_alias(self, alias: str):
         from mlflow.exceptions import MlflowException
@@ -119,6 +133,21 @@ class ModelRegistry:
     def candidate(self, alias: str) -> Candidate | None:
         version = self.by_alias(alias)
         return None if version is None else Candidate.from_tags(str(version.version), version.tags)
+
+    def versions_tagged(self, key: str, value: str) -> list:
+        return list(self.client.search_model_versions(f"name='{self.name}' and tags.`{key}` = '{value}'"))
+
+    def holders(self) -> dict[str, str]:
+        """Alias -> version number, for every alias of the registered model."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases = self.client.get_registered_model(self.name).aliases
+        except MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+        return {alias: str(version) for alias, version in sorted(aliases.items())}
 
     def versions(self) -> list[dict]:
         found = self.client.search_model_versions(f"name='{self.name}'")
@@ -140,22 +169,57 @@ class ModelRegistry:
         }
 
     # --- writing -------------------------------------------------------------------------
+    def create_version(self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]):
+        """A new version of the registered model with all its tags, in one call (never an untagged version)."""
+        from mlflow.exceptions import MlflowException
+
+        with self.lock():
+            try:
+                self.client.create_registered_model(self.name)
+            except MlflowException as err:
+                if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                    raise
+            return self.client.create_model_version(
+                self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+            )
+
+    def link_logged_model(self, model_id: str, version: str) -> None:
+        """Name the version on its logged model (MLflow's UI shows it), as ``mlflow.register_model`` does."""
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        linked = json.loads(self.client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+        entry = {"name": self.name, "version": str(version)}
+        if entry not in linked:
+            self.client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked + [entry])})
+
     def tag(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, str(version), key, value)
 
     def history(self, alias: str) -> list[str]:
+        """The alias's holders, oldest first, ending with the current one."""
         model = self.client.get_registered_model(self.name)
+        pending = json.loads(model.tags.get(f"{alias}.pending", "null"))
+        holder = {a: str(v) for a, v in model.aliases.items()}.get(alias)
+        if pending and pending["version"] == holder:  # the alias moved; its history write may not have
+            return pending["history"]
         return json.loads(model.tags.get(f"{alias}.history", "[]"))
+
+    def _move(self, alias: str, version: str, reason: str, history: list[str]) -> None:
+        """Move the alias with its reason and history: the intent is recorded first, so an interrupted
+        move leaves either the old state (``history`` ignores the pending record) or the new one."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        intent = json.dumps({"version": version, "history": history})
+        self.client.set_registered_model_tag(self.name, f"{alias}.pending", intent)
+        self.tag(version, {f"alias.{alias}.reason": f"{stamp} {reason}"})
+        self.client.set_registered_model_alias(self.name, alias, version)
+        self.client.set_registered_model_tag(self.name, f"{alias}.history", json.dumps(history))
+        self.client.delete_registered_model_tag(self.name, f"{alias}.pending")
 
     def move_alias(self, alias: str, version: str, reason: str) -> None:
         with self.lock():
             version = str(self._version(version).version)
-            self.client.set_registered_model_alias(self.name, alias, version)
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            self.tag(version, {f"alias.{alias}.reason": f"{stamp} {reason}"})
-            history = [v for v in self.history(alias) if v != version] + [version]
-            self.client.set_registered_model_tag(self.name, f"{alias}.history", json.dumps(history))
+            self._move(alias, version, reason, [v for v in self.history(alias) if v != version] + [version])
 
     def rollback(self, alias: str, reason: str) -> str:
         """Point ``alias`` back at the version that held it before the current one."""
@@ -168,8 +232,7 @@ class ModelRegistry:
                     "use `ganops registry promote VERSION` instead"
                 )
             previous = history[-2]
-            self.move_alias(alias, previous, f"rollback from v{current.version}: {reason}")
-            self.client.set_registered_model_tag(self.name, f"{alias}.history", json.dumps(history[:-1]))
+            self._move(alias, previous, f"rollback from v{current.version}: {reason}", history[:-1])
             return previous
 
 

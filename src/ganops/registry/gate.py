@@ -3,11 +3,13 @@
 A challenger wins when there is no champion, or when, measured with the same evaluator
 (same sha256), its fid_domain is lower than the champion's by more than ``margin`` and, when
 both have bootstrap 95% intervals, the intervals do not overlap (challenger's upper bound
-below the champion's lower bound). FIDs from different feature networks are never compared.
+below the champion's lower bound). FIDs from different feature networks are never compared, and
+a non-finite fid_domain (NaN, inf: a diverged generator or a broken evaluation) never wins.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -40,9 +42,17 @@ class Decision:
 
 
 def decide(challenger: Candidate, champion: Candidate | None, margin: float = 0.0) -> Decision:
+    if not math.isfinite(challenger.fid_domain):
+        return Decision(
+            False,
+            f"fid_domain is {challenger.fid_domain}, not a finite number: never promoted. "
+            "Check the evaluate stage's reports/metrics.json and the training losses",
+        )
     if champion is None:
         return Decision(True, "no champion yet")
     versus = f"champion v{champion.version}"
+    if not math.isfinite(champion.fid_domain):
+        return Decision(True, f"{versus}'s fid_domain is {champion.fid_domain}, not a finite number")
     if champion.evaluator_sha256 != challenger.evaluator_sha256:
         return Decision(
             False,

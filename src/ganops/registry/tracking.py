@@ -2,9 +2,11 @@
 
 DVC runs each stage in its own process, so the register stage logs the whole pipeline after
 the fact from the files the stages wrote: per-step losses (with their step numbers), the
-sample grid of every epoch, each stage's params section and report. The parent run holds the
-model in two flavors: ONNX (registered; what ``ganops serve`` runs) and PyTorch (with an
-input example, for ``mlflow models serve`` and notebooks).
+sample grid of every epoch, each stage's params section and report, and the stages' timings
+from the untracked logs/ (``timing.*``). The parent run holds the model in two flavors: ONNX
+(registered by ganops.registry.registration; what ``ganops serve`` runs) and PyTorch (with an
+input example, for ``mlflow models serve`` and notebooks). Every run carries the registration
+key, so a retry can find, reuse or end what an interrupted attempt left.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ganops.config import Params
+from ganops.registry.registration import KEY_TAG, MODEL_ID_TAG, MODEL_URI_TAG, LoggedRun
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,37 @@ def _signature(sidecar: dict, named: bool = True):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _stage_runs(mlflow, params: Params, layout: Layout, read_json) -> None:
+def timing_metrics(layout: Layout, read_json) -> dict[str, float]:
+    """``timing.<stage>_seconds`` (wall time) for each stage with a log, plus the training loop's own
+    clock and throughput (``timing.train_loop_seconds``, ``timing.images_per_second``)."""
+    timings = {}
+    for stage in ("validate", "prepare", "evaluator", "train", "evaluate", "export"):
+        path = layout.timings(stage)
+        if not path.exists():
+            continue
+        facts = read_json(path)
+        if "seconds" in facts:
+            timings[f"timing.{stage}_seconds"] = float(facts["seconds"])
+        if "train_seconds" in facts:
+            timings["timing.train_loop_seconds"] = float(facts["train_seconds"])
+        if "images_per_second" in facts:
+            timings["timing.images_per_second"] = float(facts["images_per_second"])
+    return timings
+
+
+def onnx_providers() -> list[str]:
+    """What MLflow's ONNX flavor asks onnxruntime for; CUDA only where there is one, else
+    onnxruntime prints red `Failed to load library` lines although it then runs on CPU."""
+    import torch
+
+    return (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if torch.cuda.is_available()
+        else ["CPUExecutionProvider"]
+    )
+
+
+def _stage_runs(mlflow, params: Params, layout: Layout, read_json, key: str) -> None:
     from PIL import Image
 
     reports = {
@@ -83,7 +116,7 @@ def _stage_runs(mlflow, params: Params, layout: Layout, read_json) -> None:
     }
     for stage, (section, report) in reports.items():
         with mlflow.start_run(run_name=stage, nested=True) as run:
-            mlflow.set_tag("ganops.stage", stage)
+            mlflow.set_tags({"ganops.stage": stage, KEY_TAG: key})
             mlflow.log_params(flatten(section.model_dump()))
             if report.exists():
                 mlflow.log_metrics(numeric(read_json(report)))
@@ -108,8 +141,9 @@ def log_pipeline(
     metrics: dict[str, float],
     tags: dict[str, str],
     read_json,
-) -> tuple[str, str]:
-    """Log the run tree and both model flavors; returns (run_id, registered version)."""
+    key: str,
+) -> LoggedRun:
+    """Log the run tree and both model flavors (the ONNX one is registered afterwards)."""
     import mlflow
     import onnx
     import torch
@@ -118,13 +152,11 @@ def log_pipeline(
 
     latent_dim = sidecar["latent_dim"]
     example = np.random.default_rng(params.seed).standard_normal((2, latent_dim), dtype=np.float32)
-    with mlflow.start_run(
-        run_name=f"pipeline-{tags['params_sha256'][:8]}", log_system_metrics=True
-    ) as parent:
-        mlflow.set_tags({**tags, "ganops.stage": "pipeline"})
+    with mlflow.start_run(run_name=f"pipeline-{tags['params_sha256'][:8]}") as parent:
+        mlflow.set_tags({**tags, "ganops.stage": "pipeline", KEY_TAG: key})
         mlflow.log_params(flatten(params.model_dump()))
-        mlflow.log_metrics(metrics)
-        _stage_runs(mlflow, params, layout, read_json)
+        mlflow.log_metrics({**metrics, **timing_metrics(layout, read_json)})
+        _stage_runs(mlflow, params, layout, read_json, key)
         grids = sorted(layout.samples.glob("epoch_*.png"))
         if grids:
             mlflow.log_artifact(str(grids[-1]))
@@ -133,7 +165,7 @@ def log_pipeline(
             name="generator",
             signature=_signature(sidecar),
             input_example={sidecar["input"]["name"]: example},
-            registered_model_name=params.register.model_name,
+            onnx_execution_providers=onnx_providers(),
             save_as_external_data=False,  # keep the registered bytes identical to the export
             pip_requirements=["onnxruntime", "onnx"],  # explicit: inferring them costs seconds
         )
@@ -146,4 +178,6 @@ def log_pipeline(
             # torch.export ("pt2") needs no pickling and, exported with batch 2, keeps the batch dynamic.
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
-    return parent.info.run_id, str(info.registered_model_version)
+        # Last: a run with this tag has logged everything and can be registered by a retry.
+        mlflow.set_tags({MODEL_URI_TAG: info.model_uri, MODEL_ID_TAG: info.model_id})
+    return LoggedRun(parent.info.run_id, info.model_uri, info.model_id)

@@ -2,7 +2,9 @@
 
 Every new version takes the ``challenger`` alias; ``champion`` moves to it only when the gate
 (ganops.registry.gate) says it earned it. The decision and its reason go to the version's
-tags and to reports/registry.json.
+tags and to reports/registry.json. Registering the same files again (a retry after an outage,
+a Prefect retry, DVC and Prefect on one workspace) finds the version already made
+(ganops.registry.registration) instead of making another.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ganops.data.prepared import dataset_fingerprint
 from ganops.errors import DataError, RegistryError
 from ganops.files import read_json, sha256_file, write_json
 from ganops.registry.client import open_registry, registry_error
-from ganops.registry.gate import Candidate, decide
+from ganops.registry.gate import Candidate
+from ganops.registry.registration import register_once
 from ganops.registry.tracking import log_pipeline, numeric
 from ganops.stages import Layout
 
@@ -57,44 +60,40 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "params_sha256": hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True).encode()).hexdigest(),
         "evaluator_sha256": metrics["evaluator_sha256"],
         "onnx_sha256": sidecar["sha256"],
+        # The evaluation is part of what is registered: another fid_domain is another registration.
+        "metrics_sha256": sha256_file(layout.metrics),
     }
     flat_metrics = numeric(metrics)
     flat_metrics["onnx_parity_max_abs_diff"] = sidecar["parity"]["max_abs_diff"]
 
     registry = open_registry(p, layout.root)
+    challenger = Candidate("new", float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics))
     try:
-        with registry.lock():
-            registry.use_experiment(p.experiment)
-            run_id, version = log_pipeline(params, layout, sidecar, flat_metrics, tags, read_json)
-            challenger = Candidate(
-                version, float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics)
-            )
-            registry.tag(version, {**tags, **challenger.tags()})
-            champion = registry.candidate(p.champion_alias)
-            decision = decide(challenger, champion, p.promotion_margin)
-            registry.move_alias(p.challenger_alias, version, "newest candidate from the pipeline")
-            if decision.promote:
-                registry.move_alias(p.champion_alias, version, f"gate: {decision.reason}")
-            verdict = ("promoted: " if decision.promote else "kept champion: ") + decision.reason
-            registry.tag(version, {"gate_decision": verdict})
-            aliases = registry.show(version)["aliases"]
+        done = register_once(
+            registry,
+            p,
+            tags,
+            challenger,
+            lambda key: log_pipeline(params, layout, sidecar, flat_metrics, tags, read_json, key),
+        )
     except RegistryError:
         raise
     except Exception as err:  # connection refused, HTTP errors, a locked database, ...
         raise registry_error(registry.uri, err) from None
 
-    log.info("registered %s v%s; %s", p.model_name, version, verdict)
+    verdict = ("promoted: " if done.promoted else "kept champion: ") + done.reason
+    log.info("%s %s v%s; %s", "found" if done.reused else "registered", p.model_name, done.version, verdict)
     record = {
         "tracking_uri": registry.uri,
         "model_name": p.model_name,
-        "version": version,
-        "run_id": run_id,
-        "model_uri": f"models:/{p.model_name}/{version}",
-        "aliases": aliases,
-        "promoted": decision.promote,
-        "reason": decision.reason,
-        "challenger": asdict(challenger),
-        "champion_before": asdict(champion) if champion else None,
+        "version": done.version,
+        "run_id": done.run_id,
+        "model_uri": f"models:/{p.model_name}/{done.version}",
+        "aliases": done.aliases,
+        "promoted": done.promoted,
+        "reason": done.reason,
+        "challenger": asdict(done.challenger),
+        "champion_before": asdict(done.champion_before) if done.champion_before else None,
     }
     write_json(layout.registry, record)
     # DVC's output for this stage: what was registered, without ids or times, so the same inputs give
