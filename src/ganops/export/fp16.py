@@ -24,10 +24,12 @@ from ganops.serve.images import to_uint8
 
 log = logging.getLogger(__name__)
 
-# Measured (docs/export.md): trained generators of every architecture stay at <= 1 grey level
-# everywhere and ~0.01 on average; an fp16 graph that is really broken is off by tens of levels.
-# The bounds leave room for better-trained models (issue 15: 2 levels at 8 epochs was a fine model).
-MAX_GREY_DIFF = 4
+# Chosen by measurement (docs/export.md, benchmarks/fp16_parity.py): generators of every architecture
+# trained 300 steps differ by at most 1 grey level anywhere and 0.03 on average; with their last layer
+# scaled x16 (the long runs of issue 15, 0.011 on [-1, 1]: 2 levels for DCGAN), MLP and DCGAN stay at
+# <= 2 levels and ResNet reaches 7-9; x64, ResNet reaches 24-33. The mean never passes 0.05. 8 levels
+# (3%) on a single pixel is not visible; a few dozen is, and so is a quarter of a level on average.
+MAX_GREY_DIFF = 8
 MEAN_GREY_DIFF = 0.25
 
 
