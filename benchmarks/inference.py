@@ -113,6 +113,9 @@ def main() -> None:
         sync = torch.cuda.synchronize
         runtimes["torch eager, inference_mode (cuda fp32)"] = (_torch_fn(G, torch.device("cuda")), sync)
         for name, path in (("fp32", layout.onnx), ("fp16", fp16_path(layout))):
+            if not path.exists():  # export skips the optional fp16 variant when it falls short
+                print(f"no {name} file ({path}); see the fp16 entry of {layout.onnx_sidecar}")
+                continue
             try:
                 s = ort_session(path, "CUDAExecutionProvider", args.threads)
             except Exception as err:

@@ -75,6 +75,10 @@ def test_fp16_variant_has_half_weights_float_io_and_a_sidecar(layout):
     assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
     info = json.loads(path.with_name(path.name + ".json").read_text())
     assert info["sha256"] == sha256_file(path) and info["precision"] == "fp16"
-    assert 0 < info["parity"]["max_abs_diff"] <= info["parity"]["tolerance"]
+    parity = info["parity"]
+    assert 0 < parity["max_abs_diff"] and parity["max_grey_diff"] <= parity["max_grey_bound"]
+    assert parity["mean_grey_diff"] <= parity["mean_grey_bound"]
+    report = json.loads(layout.onnx_sidecar.read_text())["fp16"]
+    assert report["written"] and report["sha256"] == info["sha256"]
     full = [t for t in onnx.load(str(layout.onnx)).graph.initializer if len(t.dims) == 4]
     assert sum(len(t.raw_data) for t in weights) * 2 == sum(len(t.raw_data) for t in full)

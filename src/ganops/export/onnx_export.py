@@ -94,13 +94,29 @@ def ort_session(path: Path, providers: list[str] | None = None):
 
 
 def parity(G: torch.nn.Module, path: Path, latents: torch.Tensor) -> float:
-    """Max abs difference between PyTorch and ONNX Runtime (CPU) on the same latents."""
+    """Max abs difference between PyTorch and ONNX Runtime (CPU) on the same latents.
+
+    Non-finite outputs are an error, not a difference: NaN compares false with any tolerance."""
     with torch.inference_mode():
         expected = G.cpu().eval()(latents).numpy()
+    if bad := _non_finite(expected):
+        raise ExportError(
+            f"the generator returns {bad} non-finite values (NaN/inf) of {expected.size} on the parity latents: "
+            "training diverged; retrain (lower train.lr or another train.loss) before exporting"
+        )
     got = ort_session(path).run([OUTPUT], {INPUT: latents.numpy()})[0]
     if got.shape != expected.shape:
         raise ExportError(f"{path}: ONNX Runtime returned shape {got.shape}, PyTorch {expected.shape}")
+    if bad := _non_finite(got):
+        raise ExportError(
+            f"ONNX Runtime returns {bad} non-finite values (NaN/inf) of {got.size} where PyTorch's are finite; "
+            "the graph was not written. Try another export.opset"
+        )
     return float(np.max(np.abs(got - expected)))
+
+
+def _non_finite(values: np.ndarray) -> int:
+    return int(np.count_nonzero(~np.isfinite(values)))
 
 
 def sidecar(

@@ -1,16 +1,19 @@
 """An ONNX Runtime session for the generator: provider choice, threads, IO binding, model facts.
 
-Providers are tried in the order TensorRT, CUDA, CPU. onnxruntime-gpu quietly falls back to CPU
-when CUDA libraries or a GPU are missing, so the provider actually in use is read back from
-``session.get_providers()`` and logged with the reason; an explicit ``provider`` that did not
-load is an error instead of a silent fallback.
+Providers are tried in the order TensorRT, CUDA, CPU, the GPU ones only when a GPU is visible:
+onnxruntime-gpu asked for them on a machine without one prints error lines while it falls back.
+It also falls back quietly when CUDA libraries are missing, so the provider actually in use is
+read back from ``session.get_providers()`` and logged with the reason; an explicit ``provider``
+that did not load is an error instead of a silent fallback.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +58,23 @@ def cpu_threads() -> int:
     return max(1, cores)
 
 
-def _candidates(requested: str, available: list[str]) -> list[str]:
+def gpu_present() -> bool:
+    """Whether this process sees a CUDA GPU: torch's answer when the training stack has loaded it,
+    else the CUDA driver's device count (the serving image has no torch, and importing it only to
+    ask would cost seconds). Both honour CUDA_VISIBLE_DEVICES."""
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:  # no NVIDIA driver installed
+        return False
+    count = ctypes.c_int(0)
+    return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+
+
+def _candidates(requested: str, available: list[str], gpu: bool) -> list[str]:
     if requested == "auto":
-        return [p for p in PREFERENCE.values() if p in available]
+        return [p for p in PREFERENCE.values() if p in available and (gpu or p not in GPU_PROVIDERS)]
     if requested not in PREFERENCE:
         raise ServeError(f"--provider: must be auto, {', '.join(PREFERENCE)}, got {requested!r}")
     wanted = PREFERENCE[requested]
@@ -66,16 +83,21 @@ def _candidates(requested: str, available: list[str]) -> list[str]:
             f"--provider {requested}: {wanted} is not in this onnxruntime build ({', '.join(available)}); "
             "install onnxruntime-gpu or use --provider auto"
         )
+    if wanted in GPU_PROVIDERS and not gpu:
+        raise ServeError(
+            f"--provider {requested}: no CUDA GPU is visible to this process (check nvidia-smi and "
+            "CUDA_VISIBLE_DEVICES); use --provider auto or cpu"
+        )
     return [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
 
 
-def _why(requested: str, tried: list[str], got: str, available: list[str]) -> str:
+def _why(requested: str, tried: list[str], got: str, available: list[str], gpu: bool) -> str:
     if got == tried[0]:
-        return (
-            "first choice of the order TensorRT > CUDA > CPU that this build offers"
-            if requested == "auto"
-            else "requested"
-        )
+        if requested != "auto":
+            return "requested"
+        if not gpu and any(p in available for p in GPU_PROVIDERS):
+            return "no CUDA GPU visible, so the GPU providers of this build were not tried"
+        return "first choice of the order TensorRT > CUDA > CPU that this build offers"
     skipped = [p for p in tried if p != got and tried.index(p) < tried.index(got)]
     missing = [p for p in GPU_PROVIDERS if p not in available]
     reason = f"{', '.join(skipped)} failed to load (no GPU, or CUDA/cuDNN/TensorRT libraries missing; onnxruntime logged the cause above)"
@@ -100,7 +122,8 @@ class GeneratorSession:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
-        tried = _candidates(provider, available)
+        gpu = gpu_present()
+        tried = _candidates(provider, available, gpu)
         if any(p in GPU_PROVIDERS for p in tried) and hasattr(ort, "preload_dlls"):
             try:  # finds the CUDA/cuDNN libraries shipped in nvidia-* wheels or with torch
                 ort.preload_dlls()
@@ -124,13 +147,13 @@ class GeneratorSession:
         self.provider = self.session.get_providers()[0]
         if provider != "auto" and self.provider != tried[0]:
             raise ServeError(
-                f"--provider {provider}: onnxruntime fell back to {self.provider} ({_why(provider, tried, self.provider, available)}); "
+                f"--provider {provider}: onnxruntime fell back to {self.provider} ({_why(provider, tried, self.provider, available, gpu)}); "
                 "fix the GPU setup or use --provider auto"
             )
         log.info(
             "provider: %s (%s); %s",
             self.provider,
-            _why(provider, tried, self.provider, available),
+            _why(provider, tried, self.provider, available, gpu),
             f"{self.threads} CPU threads" if self.provider == "CPUExecutionProvider" else "IO binding on",
         )
         self.io_binding = self.provider in GPU_PROVIDERS if io_binding is None else io_binding
