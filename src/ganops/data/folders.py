@@ -28,7 +28,7 @@ def _to_dataset(
     class_names: tuple[str, ...] = (),
 ) -> RawDataset:
     report = DecodeReport()
-    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report)
+    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report, options.background)
     if len(kept) == 0:
         raise DataError(f"{name}: none of the {len(paths)} image files under {origin} could be read")
     if report.all_gray:  # every file was grayscale: keep one channel

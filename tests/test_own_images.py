@@ -1,0 +1,171 @@
+"""A user's own folder of images: every decoding case checked by its pixels, then the whole DAG."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ganops.config import parse_params
+from ganops.data.images import DecodeReport, decode
+from ganops.data.prepared import load_split
+from ganops.errors import DataError
+from ganops.stages import Layout
+from ganops.stages.prepare import run as prepare
+
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+def decoded(path, size=32, background=(255, 255, 255), on_corrupt="skip") -> tuple[np.ndarray, DecodeReport]:
+    """(H, W, 3) pixels of one file, with PIL's warnings turned into errors (none may be raised)."""
+    report = DecodeReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        array = decode(path, size, on_corrupt, report, background)
+    return (None if array is None else array.transpose(1, 2, 0)), report
+
+
+def icon_rgba(size=32, hidden=GREEN) -> Image.Image:
+    """A red disc on a fully transparent background whose hidden colour is ``hidden``."""
+    image = Image.new("RGBA", (size, size), (*hidden, 0))
+    ImageDraw.Draw(image).ellipse((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill=(*RED, 255))
+    return image
+
+
+@pytest.mark.parametrize("background", [(255, 255, 255), (0, 0, 0), (10, 120, 200)])
+def test_alpha_is_composited_onto_the_background(tmp_path, background):
+    icon_rgba().save(tmp_path / "icon.png")
+    pixels, _ = decoded(tmp_path / "icon.png", background=background)
+    for corner in (pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]):
+        assert tuple(corner) == background  # not the green hidden under alpha 0
+    assert tuple(pixels[16, 16]) == RED
+
+
+def test_half_transparent_pixels_blend_with_the_background(tmp_path):
+    Image.new("RGBA", (16, 16), (*RED, 128)).save(tmp_path / "half.png")
+    pixels, _ = decoded(tmp_path / "half.png", size=16, background=(0, 0, 255))
+    np.testing.assert_allclose(pixels[8, 8], (128, 0, 127), atol=1)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif"])
+def test_palette_with_transparency_goes_through_rgba_without_a_warning(tmp_path, suffix):
+    image = Image.new("P", (32, 32), 0)
+    image.putpalette([*GREEN, *RED] + [0] * 762)
+    ImageDraw.Draw(image).rectangle((8, 8, 23, 23), fill=1)
+    image.save(tmp_path / f"palette{suffix}", transparency=0)  # index 0 (green) is transparent
+    pixels, _ = decoded(tmp_path / f"palette{suffix}", background=(0, 0, 0))
+    assert tuple(pixels[0, 0]) == (0, 0, 0) and tuple(pixels[16, 16]) == RED
+
+
+def test_rgb_png_with_a_transparent_colour_key(tmp_path):
+    image = Image.new("RGB", (16, 16), GREEN)
+    ImageDraw.Draw(image).rectangle((4, 4, 11, 11), fill=BLUE)
+    image.save(tmp_path / "trns.png", transparency=GREEN)  # PNG tRNS chunk: green means transparent
+    pixels, _ = decoded(tmp_path / "trns.png", size=16)
+    assert tuple(pixels[0, 0]) == (255, 255, 255) and tuple(pixels[8, 8]) == BLUE
+
+
+def test_gray_with_alpha_stays_gray_on_a_gray_background_only(tmp_path):
+    gray = Image.new("L", (16, 16), 60)
+    alpha = Image.new("L", (16, 16), 0)
+    ImageDraw.Draw(alpha).rectangle((4, 4, 11, 11), fill=255)
+    Image.merge("LA", (gray, alpha)).save(tmp_path / "la.png")
+    pixels, report = decoded(tmp_path / "la.png", size=16)
+    assert tuple(pixels[0, 0]) == (255, 255, 255) and tuple(pixels[8, 8]) == (60, 60, 60)
+    assert report.all_gray
+    pixels, report = decoded(tmp_path / "la.png", size=16, background=(200, 0, 0))
+    assert tuple(pixels[0, 0]) == (200, 0, 0) and not report.all_gray
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    ramp = np.linspace(0, 65535, 64).round().astype(np.uint16)
+    Image.fromarray(np.tile(ramp, (64, 1))).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as check:
+        assert check.mode.startswith("I")  # really stored with 16-bit samples
+    pixels, report = decoded(tmp_path / "deep.png", size=64)
+    row = pixels[10, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255  # the full range, not everything above 255 white
+    assert np.all(np.diff(row) > 0)  # every one of the 64 levels keeps its order and stays distinct
+    np.testing.assert_allclose(row, ramp / 257, atol=0.5)
+    assert report.all_gray
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
+    image = Image.new("CMYK", (32, 32), (0, 255, 255, 0))  # red in CMYK
+    ImageDraw.Draw(image).rectangle((0, 0, 15, 31), fill=(255, 255, 0, 0))  # left half blue
+    image.save(tmp_path / "print.jpg", quality=95)
+    with Image.open(tmp_path / "print.jpg") as check:
+        assert check.mode == "CMYK"
+    pixels, _ = decoded(tmp_path / "print.jpg")
+    np.testing.assert_allclose(pixels[16, 28], RED, atol=12)
+    np.testing.assert_allclose(pixels[16, 4], BLUE, atol=12)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # A phone held sideways stores the sensor's image (tall: red top, blue bottom) and EXIF
+    # orientation 6, "rotate 90 degrees clockwise to view": upright, red is on the right.
+    stored = Image.new("RGB", (20, 40), BLUE)
+    ImageDraw.Draw(stored).rectangle((0, 0, 19, 19), fill=RED)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    pixels, _ = decoded(tmp_path / "phone.jpg", size=20)  # the 40x20 upright image, centre-cropped
+    np.testing.assert_allclose(pixels[10, 2], BLUE, atol=12)
+    np.testing.assert_allclose(pixels[10, 17], RED, atol=12)
+    np.testing.assert_allclose(pixels[2, 10], pixels[17, 10], atol=12)  # no top/bottom split
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_animated_image_takes_its_first_frame(tmp_path, suffix):
+    frames = [Image.new("RGB", (16, 16), colour) for colour in (RED, BLUE, GREEN)]
+    path = tmp_path / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0, lossless=True)
+    with Image.open(path) as check:
+        assert getattr(check, "n_frames", 1) == 3
+    pixels, _ = decoded(path, size=16)
+    np.testing.assert_allclose(pixels[8, 8], RED, atol=2)
+
+
+def bomb_png(path, width, height):
+    """A PNG whose header claims width x height gray pixels, over a few bytes of data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [12_000, 40_000])  # 144 MP: over our limit; 1.6 GP: over PIL's too
+def test_decompression_bomb_is_corrupt(tmp_path, side):
+    path = bomb_png(tmp_path / "bomb.png", side, side)
+    pixels, report = decoded(path)
+    assert pixels is None and report.skipped == [str(path)]
+    with pytest.raises(DataError, match=r"bomb\.png: cannot read this image .*decompression bomb"):
+        decoded(path, on_corrupt="fail")
+
+
+def test_prepare_applies_data_background_and_records_it(tmp_path):
+    root = tmp_path / "icons"
+    root.mkdir()
+    for i in range(10):
+        icon_rgba(hidden=(0, 255, i)).save(root / f"{i}.png")
+    params = parse_params(
+        {"data": {"source": "imagefolder", "root": str(root), "image_size": 16, "background": [30, 60, 90]}}
+    )
+    manifest = prepare(params, Layout(tmp_path / "out"))
+    train = load_split(tmp_path / "out" / "data" / "prepared", "train")
+    assert manifest["background"] == [30, 60, 90] and train.images.shape[1] == 3
+    assert np.all(train.images[:, :, 0, 0] == np.array([30, 60, 90]))
+    assert manifest["corrupt_skipped"] == 0
+
+
+def test_background_param_is_checked():
+    with pytest.raises(Exception, match=r"data.background: must be white, black or three integers"):
+        parse_params({"data": {"background": [255, 0]}})
