@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
 import warnings
 import zlib
 
@@ -16,6 +18,9 @@ from ganops.data.prepared import load_split
 from ganops.errors import DataError
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
+from test_pipeline_dvc import STAGES, new_project, ran
+
+from conftest import tiny_params
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -169,3 +174,157 @@ def test_prepare_applies_data_background_and_records_it(tmp_path):
 def test_background_param_is_checked():
     with pytest.raises(Exception, match=r"data.background: must be white, black or three integers"):
         parse_params({"data": {"background": [255, 0]}})
+
+
+# --- the whole DAG on a user's folder, under real `dvc repro` in a temporary repository -------------
+
+NEEDS_EVALUATOR = {
+    # Until issue 9's points 1 and 2 land, these are the evaluator stage's two ways of stopping on a
+    # user's folder; each turns the test into an expected failure, anything else fails it.
+    "the dataset has no labels": "needs the label-free evaluator (issue 9 point 1)",
+    "is below evaluator.min_accuracy": "needs the evaluator gate that fits real data (issue 9 point 2)",
+}
+
+
+def fabricated_icons(folder, count, rng, shapes=("disc", "square", "triangle"), size_range=(24, 72)):
+    """RGBA icons of mixed sizes: a coloured shape on a transparent background hiding a random colour."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        size = int(rng.integers(*size_range))
+        image = Image.new("RGBA", (size, size), (*(int(v) for v in rng.integers(0, 256, 3)), 0))
+        draw, m = ImageDraw.Draw(image), size // 6
+        fill = (*(int(v) for v in rng.integers(0, 200, 3)), 255)
+        shape = shapes[i % len(shapes)]
+        if shape == "disc":
+            draw.ellipse((m, m, size - m, size - m), fill=fill)
+        elif shape == "square":
+            draw.rectangle((m, m, size - m, size - m), fill=fill)
+        elif shape == "triangle":
+            draw.polygon([(size / 2, m), (size - m, size - m), (m, size - m)], fill=fill)
+        else:  # "ring" and "dot": two classes that differ only in a hole's size (hard to tell apart)
+            hole = m * (2 if shape == "ring" else 1.6)
+            draw.ellipse((m, m, size - m, size - m), fill=fill)
+            draw.ellipse(
+                (size / 2 - hole, size / 2 - hole, size / 2 + hole, size / 2 + hole), fill=(0, 0, 0, 0)
+            )
+        image.save(folder / f"{shape}_{i:04d}.png")
+    return folder
+
+
+def fabricated_faces(folder, count, rng, size=(89, 109)):
+    """Face-like JPEG photos (CelebA's aligned aspect): a skin-toned oval, hair, eyes and a mouth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    for i in range(count):
+        image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(40, 230, 3)))
+        draw = ImageDraw.Draw(image)
+        skin = tuple(int(v) for v in np.array([225, 180, 150]) * rng.uniform(0.45, 1.05))
+        cx, cy, rx, ry = w / 2 + rng.normal(0, 2), h * 0.55, w * rng.uniform(0.3, 0.36), h * 0.33
+        draw.ellipse(
+            (cx - rx - 3, cy - ry - 6, cx + rx + 3, cy + ry * 0.2),
+            fill=tuple(int(v) for v in rng.integers(10, 120, 3)),
+        )
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=skin)
+        for side in (-1, 1):
+            ex, ey = cx + side * rx * 0.4, cy - ry * 0.15
+            draw.ellipse((ex - 6, ey - 3, ex + 6, ey + 3), fill=(245, 245, 245))
+            draw.ellipse((ex - 2.5, ey - 2.5, ex + 2.5, ey + 2.5), fill=(30, 20, 10))
+        my, smile = cy + ry * 0.45, rng.uniform(2, 6)
+        draw.arc((cx - 10, my - smile, cx + 10, my + smile), 0, 180, fill=(150, 40, 50), width=2)
+        image.save(folder / f"{i + 1:06d}.jpg", quality=90)
+    return folder
+
+
+def repro(root, env, *targets) -> str:
+    """`dvc repro`; an evaluator that cannot yet handle the data makes the test an expected failure."""
+    result = subprocess.run(
+        ["dvc", "repro", *targets], cwd=root, env=env, capture_output=True, text=True, timeout=1200
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        stage = ran(output)[-1] if ran(output) else None
+        for message, reason in NEEDS_EVALUATOR.items():
+            if stage == "evaluator" and message in output:
+                pytest.xfail(reason)
+        pytest.fail(f"dvc repro failed:\n{output[-4000:]}")
+    return output
+
+
+def assert_registered(root, image_shape):
+    manifest = json.loads((root / "data/prepared/manifest.json").read_text())
+    assert manifest["splits"]["train"]["shape"] == image_shape
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert metrics["fid_domain"] >= 0
+    registry = json.loads((root / "reports/registry.json").read_text())
+    assert registry["version"] == "1" and "champion" in registry["aliases"]
+    sidecar = json.loads((root / "models/generator.onnx.json").read_text())
+    assert sidecar["parity"]["max_abs_diff"] <= 1e-3
+    return manifest
+
+
+def folder_params(root, source, image_size, **data):
+    params = tiny_params(root, **{"train.batch_size": 16, "train.checkpoint_every": 10})
+    params["data"] = {"source": source, "root": str(root), "image_size": image_size, **data}
+    return params
+
+
+@pytest.mark.slow
+def test_flat_folder_of_rgba_icons_runs_the_dag_to_a_registered_version(tmp_path):
+    raw = fabricated_icons(tmp_path / "project" / "icons", 240, np.random.default_rng(1))
+    root, env = new_project(tmp_path / "project", folder_params(raw, "imagefolder", 32))
+    output = repro(root, env)
+    assert ran(output) == STAGES
+    manifest = assert_registered(root, [3, 32, 32])
+    assert manifest["class_names"] == [] and "num_classes" not in manifest["splits"]["train"]
+    train = load_split(root / "data/prepared", "train").images
+    assert np.all(train[:, :, 0, 0] == 255)  # every icon on the white background
+
+
+@pytest.mark.slow
+def test_celeba_faces_run_the_dag_at_64_pixels(tmp_path):
+    raw = tmp_path / "project" / "celeba"
+    fabricated_faces(raw / "img_align_celeba", 200, np.random.default_rng(2))
+    root, env = new_project(tmp_path / "project", folder_params(raw, "celeba", 64))
+    output = repro(root, env)
+    assert ran(output) == STAGES
+    assert_registered(root, [3, 64, 64])
+
+
+@pytest.fixture(scope="module")
+def labelled_project(tmp_path_factory):
+    """Class sub-folders, two of them hard to tell apart, plus three unreadable files and a note."""
+    base = tmp_path_factory.mktemp("labelled")
+    raw, rng = base / "shapes", np.random.default_rng(3)
+    for name in ("disc", "square", "ring", "dot"):
+        fabricated_icons(raw / name, 60, rng, shapes=(name,))
+    good = (raw / "disc" / "disc_0000.png").read_bytes()
+    (raw / "disc" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (raw / "square" / "empty.png").write_bytes(b"")
+    (raw / "ring" / "notes.png").write_text("not an image, whatever its name says\n")
+    (raw / "README.txt").write_text("a text file beside the class folders is not an image: ignored\n")
+    return new_project(base, folder_params(raw, "imagefolder", 32))
+
+
+@pytest.mark.slow
+def test_added_images_rerun_prepare(labelled_project):
+    root, env = labelled_project
+    repro(root, env, "prepare")
+    before = json.loads((root / "data/prepared/manifest.json").read_text())
+    assert before["corrupt_skipped"] == 3 and before["class_names"] == ["disc", "dot", "ring", "square"]
+    assert ran(repro(root, env, "prepare")) == ["validate"]  # nothing new: prepare stays
+
+    fabricated_icons(root / "shapes" / "new", 5, np.random.default_rng(4), shapes=("disc",))
+    for path in (root / "shapes" / "new").iterdir():
+        path.rename(root / "shapes" / "disc" / f"added_{path.name}")
+    assert ran(repro(root, env, "prepare")) == ["validate", "prepare"]
+    after = json.loads((root / "data/prepared/manifest.json").read_text())
+    total = lambda m: sum(s["count"] for s in m["splits"].values())  # noqa: E731
+    assert total(after) == total(before) + 5
+
+
+@pytest.mark.slow
+def test_labelled_folder_with_hard_classes_and_corrupt_files_runs_the_dag(labelled_project):
+    root, env = labelled_project
+    repro(root, env)
+    manifest = assert_registered(root, [3, 32, 32])
+    assert manifest["splits"]["train"]["num_classes"] == 4 and manifest["corrupt_skipped"] == 3
