@@ -171,6 +171,25 @@ def test_prepare_applies_data_background_and_records_it(tmp_path):
     assert manifest["corrupt_skipped"] == 0
 
 
+def test_hidden_files_and_folders_are_not_images(tmp_path):
+    root = tmp_path / "photos"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            icon_rgba(16).save(root / name / f"{i}.png")
+        (root / name / f"._{0}.png").write_bytes(b"\0\5\x16\7 AppleDouble")  # macOS resource fork
+    (root / ".thumbnails").mkdir()
+    icon_rgba(16).save(root / ".thumbnails" / "cats.png")  # not a class, not an image of one
+    (root / "dogs" / ".cache").mkdir()
+    icon_rgba(16).save(root / "dogs" / ".cache" / "9.png")
+    params = parse_params(
+        {"data": {"source": "imagefolder", "root": str(root), "image_size": 16, "on_corrupt": "fail"}}
+    )
+    manifest = prepare(params, Layout(tmp_path / "out"))
+    assert manifest["class_names"] == ["cats", "dogs"]
+    assert sum(s["count"] for s in manifest["splits"].values()) == 6
+
+
 def test_background_param_is_checked():
     with pytest.raises(Exception, match=r"data.background: must be white, black or three integers"):
         parse_params({"data": {"background": [255, 0]}})

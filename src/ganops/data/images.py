@@ -43,7 +43,19 @@ class TooLarge(ValueError):
 
 
 def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in EXTENSIONS
+    return path.is_file() and path.suffix.lower() in EXTENSIONS and not path.name.startswith(".")
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (and below it), sorted. Hidden files and folders are left out, as the
+    raw-data fingerprint leaves them out: macOS's ``._name.png`` companions are not images, and a file
+    prepare reads must be one whose change reruns it."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in found
+        if is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def resize_center_crop(image, size: int):
