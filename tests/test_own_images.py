@@ -135,6 +135,18 @@ def test_animated_image_takes_its_first_frame(tmp_path, suffix):
     np.testing.assert_allclose(pixels[8, 8], RED, atol=2)
 
 
+def test_large_jpeg_decoded_at_reduced_scale_matches_a_full_decode(tmp_path):
+    from ganops.data.images import resize_center_crop
+
+    y, x = np.mgrid[0:600, 0:800]
+    smooth = np.stack([x * 255 // 800, y * 255 // 600, (x + y) * 255 // 1400], -1).astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "photo.jpg", quality=95)
+    pixels, _ = decoded(tmp_path / "photo.jpg", size=32)  # decoded at 1/8 scale: 100x75
+    with Image.open(tmp_path / "photo.jpg") as full:
+        reference = np.asarray(resize_center_crop(full.convert("RGB"), 32)).astype(int)
+    assert np.abs(pixels.astype(int) - reference).max() <= 3
+
+
 def bomb_png(path, width, height):
     """A PNG whose header claims width x height gray pixels, over a few bytes of data."""
 
