@@ -312,10 +312,12 @@ def test_flat_folder_of_rgba_icons_runs_the_dag_to_a_registered_version(tmp_path
 
 
 @pytest.mark.slow
-def test_celeba_faces_run_the_dag_at_64_pixels(tmp_path):
-    raw = tmp_path / "project" / "celeba"
-    fabricated_faces(raw / "img_align_celeba", 200, np.random.default_rng(2))
-    root, env = new_project(tmp_path / "project", folder_params(raw, "celeba", 64))
+@pytest.mark.parametrize("source", ["celeba", "imagefolder"])
+def test_faces_run_the_dag_at_64_pixels(tmp_path, source):
+    """CelebA's layout (img_align_celeba/) and a user's flat folder of face photos."""
+    raw = tmp_path / "project" / "faces"
+    fabricated_faces(raw / "img_align_celeba" if source == "celeba" else raw, 200, np.random.default_rng(2))
+    root, env = new_project(tmp_path / "project", folder_params(raw, source, 64))
     output = repro(root, env)
     assert ran(output) == STAGES
     assert_registered(root, [3, 64, 64])
