@@ -141,8 +141,9 @@ def test_celeba_aligned_folder_with_partition_file(tmp_path):
     assert train_split.labels is None and manifest["corrupt_skipped"] == 1
 
 
-def test_celeba_absent_names_the_folder(tmp_path):
-    with pytest.raises(DataError, match="no img_align_celeba/ folder"):
+def test_celeba_absent_says_where_to_put_the_files(tmp_path):
+    expected = tmp_path / "img_align_celeba" / "000001.jpg"
+    with pytest.raises(DataError, match=f"no img_align_celeba/ folder.*so that {expected} exists"):
         prepared(tmp_path, source="celeba", root=str(tmp_path))
 
 

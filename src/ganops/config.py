@@ -56,6 +56,27 @@ class DataParams(Section):
     on_corrupt: Literal["skip", "fail"] = "skip"
     # Share of images held out as the test split for sources without one (imagefolder, celeba, digits).
     test_fraction: float = Field(0.1, gt=0, lt=1)
+    # What transparent pixels (alpha, palette or PNG transparency) are composited onto:
+    # white, black, or an RGB triple [r, g, b] of 0..255.
+    background: str | list[int] = "white"
+
+    @field_validator("background")
+    @classmethod
+    def _white_black_or_rgb(cls, background: str | list[int]) -> str | list[int]:
+        named = background in ("white", "black")
+        triple = (
+            isinstance(background, list) and len(background) == 3 and all(0 <= v <= 255 for v in background)
+        )
+        if not (named or triple):
+            raise ValueError(
+                f"must be white, black or three integers 0..255 like [128, 128, 128], got {background!r}"
+            )
+        return background
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        named = {"white": (255, 255, 255), "black": (0, 0, 0)}
+        return named[self.background] if isinstance(self.background, str) else tuple(self.background)
 
     @field_validator("source")
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, is_image
+from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, image_files
 from ganops.data.sources import RAW_DIR, SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
@@ -28,7 +28,7 @@ def _to_dataset(
     class_names: tuple[str, ...] = (),
 ) -> RawDataset:
     report = DecodeReport()
-    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report)
+    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report, options.background)
     if len(kept) == 0:
         raise DataError(f"{name}: none of the {len(paths)} image files under {origin} could be read")
     if report.all_gray:  # every file was grayscale: keep one channel
@@ -45,15 +45,16 @@ def load_imagefolder(root: Path | None, options: LoadOptions | None = None) -> R
     options = options or LoadOptions()
     if root is None or not root.is_dir():
         raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root to a folder of images")
-    top = sorted(p for p in root.iterdir() if is_image(p))
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and any(is_image(p) for p in d.rglob("*")))
+    top = image_files(root)
+    folders = (d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in folders if image_files(d, recursive=True))
     if top and classes:
         raise DataError(
             f"imagefolder: {root} has images both at the top and in sub-folders ({', '.join(classes[:3])}); "
             "put every image in a class sub-folder, or all of them at the top for unlabelled data"
         )
     if classes:
-        per_class = [sorted(p for p in (root / c).rglob("*") if is_image(p)) for c in classes]
+        per_class = [image_files(root / c, recursive=True) for c in classes]
         paths = [p for group in per_class for p in group]
         labels = np.concatenate([np.full(len(g), i, dtype=np.int64) for i, g in enumerate(per_class)])
     else:
@@ -73,10 +74,12 @@ def load_celeba(root: Path | None, options: LoadOptions | None = None) -> RawDat
     )
     if folder is None:
         raise DataError(
-            f"celeba: no img_align_celeba/ folder under {base}; download CelebA's aligned images "
-            "(img_align_celeba.zip), unpack them there and set data.root (nothing is fetched automatically)"
+            f"celeba: no img_align_celeba/ folder under {base}. Nothing is downloaded automatically: get "
+            "img_align_celeba.zip (and optionally list_eval_partition.txt) from the CelebA site, unpack it "
+            f"so that {base / 'img_align_celeba' / '000001.jpg'} exists, or set data.root to the folder "
+            "that holds img_align_celeba/"
         )
-    paths = sorted(p for p in folder.iterdir() if is_image(p))
+    paths = image_files(folder)
     if not paths:
         raise DataError(f"celeba: {folder} holds no image files")
     partition = folder.parent / "list_eval_partition.txt"

@@ -50,6 +50,7 @@ class LoadOptions:
     image_size: int = 32
     on_corrupt: str = "skip"
     test_fraction: float = 0.1
+    background: tuple[int, int, int] = (255, 255, 255)  # RGB under transparent pixels
 
 
 SourceFn = Callable[[Path | None, LoadOptions], RawDataset]

@@ -32,7 +32,7 @@ def first_occurrences(images: np.ndarray) -> np.ndarray:
 
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.data
-    options = LoadOptions(p.image_size, p.on_corrupt, p.test_fraction)
+    options = LoadOptions(p.image_size, p.on_corrupt, p.test_fraction, p.background_rgb)
     raw = SOURCES.get(p.source)(Path(p.root) if p.root else None, options)
     splits, duplicates = {}, {}
     for split, cap in (("train", p.max_train), ("test", p.max_test)):
@@ -58,6 +58,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "corrupt_skipped": len(raw.skipped),
         "corrupt_files": list(raw.skipped[:20]),  # the first few, to find them
         "class_names": list(raw.class_names),
+        "background": list(p.background_rgb),  # what transparent pixels became
     }
     manifest = write_prepared(layout.prepared, splits, info)
     counts = {split: entry["count"] for split, entry in manifest["splits"].items()}
