@@ -27,10 +27,10 @@ import torch
 
 from ganops.config import load_params
 from ganops.models import ArchSpec, build_generator
+from ganops.models.io import load_generator, save_generator
 from ganops.stages import Layout
 from ganops.stages.export import fp16_path
 from ganops.stages.export import run as export
-from ganops.training.loop import _save_generator, load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHES = (1, 64, 1024)
@@ -53,7 +53,7 @@ def exported(model: Path | None, params_path: Path, root: Path) -> Layout:
         torch.manual_seed(0)
         G = build_generator(spec).eval()
         print(f"no generator given: exporting untrained {spec.arch} from {params_path}", flush=True)
-    _save_generator(layout.generator, G, spec, step=0, run_id="benchmark")
+    save_generator(layout.generator, G, spec, step=0, note="benchmark")
     export(params, layout)
     return layout
 

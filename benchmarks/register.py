@@ -25,17 +25,17 @@ import torch
 from ganops.config import parse_params
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
+from ganops.models.io import save_generator
 from ganops.registry.client import open_registry
 from ganops.stages import Layout
 from ganops.stages.export import run as export
 from ganops.stages.register import run as register
-from ganops.training.loop import _save_generator
 
 
 def exported_project(root: Path) -> Layout:
     spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(root)
-    _save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, run_id="bench")
+    save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="bench")
     export(parse_params({}), layout)
     write_json(layout.prepared / "manifest.json", {"splits": {"train": {"images_sha256": "a" * 64}}})
     layout.train_history.parent.mkdir(parents=True)

@@ -18,9 +18,9 @@ import torch
 
 from ganops.config import parse_params
 from ganops.models import ArchSpec, build_generator
+from ganops.models.io import save_generator
 from ganops.stages import Layout
 from ganops.stages.export import run as export
-from ganops.training.loop import _save_generator
 
 SPEC = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8)
 
@@ -39,7 +39,7 @@ def export_tiny(root: Path) -> Layout:
     with torch.no_grad():
         G(torch.randn(32, SPEC.latent_dim))
     layout = Layout(root)
-    _save_generator(layout.generator, G.eval(), SPEC, step=1, run_id="serve-test")
+    save_generator(layout.generator, G.eval(), SPEC, step=1, note="serve-test")
     export(parse_params({"export": {"parity_samples": 8}}), layout)
     return layout
 

@@ -10,10 +10,9 @@ from ganops.errors import ExportError
 from ganops.export.fp16 import MAX_GREY_DIFF, GreyParity, fp16_parity
 from ganops.export.onnx_export import ort_session
 from ganops.models import ArchSpec, build_generator
-from ganops.models.io import load_generator
+from ganops.models.io import load_generator, save_generator
 from ganops.stages import Layout
 from ganops.stages.export import run as export
-from ganops.training.loop import _save_generator
 
 
 @pytest.fixture()
@@ -24,7 +23,7 @@ def layout(tmp_path):
     G.train()
     G(torch.randn(16, 8))  # non-trivial BatchNorm statistics, so folding them is exercised
     layout = Layout(tmp_path)
-    _save_generator(layout.generator, G.eval(), spec, step=1, run_id="test")
+    save_generator(layout.generator, G.eval(), spec, step=1, note="test")
     return layout
 
 
@@ -57,7 +56,7 @@ def test_a_generator_with_nan_outputs_fails_fp32_parity_naming_the_cause(layout)
     G, spec = load_generator(layout.generator)
     with torch.no_grad():
         next(p for p in G.parameters() if p.dim() == 4).view(-1)[0] = float("nan")
-    _save_generator(layout.generator, G, spec, step=1, run_id="nan")
+    save_generator(layout.generator, G, spec, step=1, note="nan")
     with pytest.raises(ExportError, match=r"generator returns \d+ non-finite values .*training diverged"):
         export(parse_params({}), layout)
     assert not layout.onnx.exists()

@@ -6,9 +6,9 @@ import torch
 from ganops.errors import ConfigError
 from ganops.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
+from ganops.models.io import load_generator
 from ganops.models.layers import labels_for
 from ganops.training.augment import diff_augment, hflip
-from ganops.training.loop import load_generator
 
 SIZES = [16, 32, 64, 128, 256]
 

@@ -9,11 +9,12 @@ import torch
 from ganops.config import parse_params
 from ganops.errors import TrainingError
 from ganops.losses import LOSSES, AdversarialLoss
+from ganops.models.io import load_generator
 from ganops.stages import Layout
 from ganops.stages.evaluator import run as train_evaluator
 from ganops.stages.prepare import run as prepare
 from ganops.training import loop
-from ganops.training.loop import TrainPaths, load_generator, train
+from ganops.training.loop import TrainPaths, train
 
 from conftest import tiny_params
 

@@ -47,7 +47,7 @@ def test_verified_path_model_runs_like_pytorch(layout):
     assert session.sha256 == json.loads(layout.onnx_sidecar.read_text())["sha256"]
     assert session.info.latent_dim == SPEC.latent_dim and session.info.image_shape == (1, 16, 16)
     z = seed_latents(1, 5, SPEC.latent_dim)
-    from ganops.training.loop import load_generator
+    from ganops.models.io import load_generator
 
     G, _ = load_generator(layout.generator, "cpu")
     with torch.inference_mode():
@@ -210,12 +210,12 @@ def test_class_requests_on_a_conditional_generator(tmp_path):
     import httpx
 
     from ganops.models import build_generator
+    from ganops.models.io import save_generator
     from ganops.models.layers import LatentClasses
     from ganops.serve.app import ServeSettings, create_app
     from ganops.serve.latents import with_class
     from ganops.stages import Layout
     from ganops.stages.export import run as export
-    from ganops.training.loop import _save_generator
     from serve_helpers import uvicorn_thread
 
     spec = dataclasses.replace(SPEC, num_classes=3)
@@ -227,7 +227,7 @@ def test_class_requests_on_a_conditional_generator(tmp_path):
     with torch.no_grad():
         G(torch.randn(32, spec.latent_dim))
     layout = Layout(tmp_path)
-    _save_generator(layout.generator, G.eval(), spec, step=1, run_id="conditional")
+    save_generator(layout.generator, G.eval(), spec, step=1, note="conditional")
     from ganops.config import parse_params
 
     export(parse_params({"export": {"parity_samples": 8}}), layout)

@@ -5,11 +5,12 @@ import torch
 
 from ganops.config import parse_params
 from ganops.errors import TrainingError
+from ganops.models.io import load_generator
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
 from ganops.training import checkpoint
 from ganops.training.ema import EMA
-from ganops.training.loop import TrainPaths, fingerprint, load_generator, train
+from ganops.training.loop import TrainPaths, fingerprint, train
 
 from conftest import tiny_params
 
