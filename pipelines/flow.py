@@ -136,6 +136,7 @@ def deployment(project: Path = PROJECT):
         parameters={"root": str(project), "params_file": "params.yaml"},
         tags=["ganops"],
         description="Retrain, evaluate, export and register the generator; champion moves only if better.",
+        concurrency_limit=1,  # one retraining at a time on this workspace, as in pipelines/prefect.yaml
     )
 
 

@@ -4,9 +4,12 @@ Every alias move records why on the version (tag ``alias.<alias>.reason``) and i
 registered model's ``<alias>.history`` tag, which ``rollback`` walks back. The intent (target
 and new history, tag ``<alias>.pending``) is written before the alias moves, so a move cut off
 midway reads back as either not done or done, with its history, never as an alias that moved
-without a record. Registrations into a local SQLite store are serialized with
-a file lock beside the database, so two pipelines registering at once never race on version
-numbers or on the champion alias.
+without a record. Registrations and alias moves are serialized: in a local SQLite store with a
+file lock beside the database; in any other store (a tracking server, PostgreSQL) with a lease
+held in the registry itself (ganops.registry.lease). So two pipelines registering at once never
+race on version numbers or on the champion alias, and each gate decision sees the one before it.
+After a move the alias and its history are read back (``verify``): a writer that lost its lease
+fails instead of reporting a move that another writer undid.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from pathlib import Path
 from ganops.config import RegisterParams
 from ganops.errors import RegistryError, TransientRegistryError
 from ganops.registry.gate import Candidate
+from ganops.registry.lease import RegistryLease
+
+# A holder renews its lease every LEASE_TTL_S / 4; waiters break a lease not renewed for LEASE_TTL_S.
+LEASE_TTL_S = 120.0
 
 _TRANSIENT = (
     "database is locked",
@@ -72,19 +79,39 @@ class ModelRegistry:
 
         mlflow.set_tracking_uri(uri)
         self.uri, self.name = uri, name
-        self._file_lock = None
+        self._file_lock, self._lease, self._depth = None, None, 0
         if uri.startswith("sqlite:///"):
             from filelock import FileLock
 
             self._file_lock = FileLock(f"{uri.removeprefix('sqlite:///')}.lock", timeout=600)
-        with self.lock():  # the first client of a new SQLite file creates its tables: never twice at once
+        # The first client of a new SQLite file creates its tables: never twice at once.
+        with self._file_lock or contextlib.nullcontext():
             self.client = MlflowClient(tracking_uri=uri)
+        if self._file_lock is None:
+            self._lease = RegistryLease(self.client, name, ttl_s=LEASE_TTL_S)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Serialize writes to a local SQLite file (re-entrant); a server serializes its own writes."""
-        with self._file_lock or contextlib.nullcontext():
+        """Keep every other ganops writer of this registry out (re-entrant): a file lock beside a
+        local SQLite store, otherwise a lease in the registry itself."""
+        if self._file_lock is not None:
+            with self._file_lock:
+                yield
+            return
+        if self._depth == 0:
+            self._lease.acquire()
+        self._depth += 1
+        try:
             yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._lease.release()
+
+    def _still_locked(self) -> None:
+        """Fence: before and after a move, this process must still hold the lease."""
+        if self._lease is not None:
+            self._lease.verify()
 
     # --- reading -------------------------------------------------------------------------
     def _version(self, version: str):
@@ -99,11 +126,6 @@ class ModelRegistry:
                     f"{self.name} has no version {version}; versions: {known} (see `ganops registry list`)"
                 ) from None
             raise
-
-    @property
-    def serializes_writes(self) -> bool:
-        """True when ``lock()`` keeps every other writer out (a local SQLite store)."""
-        return self._file_lock is not None
 
     def use_experiment(self, name: str) -> str:
         """Make ``name`` the active experiment, creating it with the right artifact root; returns its id."""
@@ -210,11 +232,26 @@ class ModelRegistry:
         move leaves either the old state (``history`` ignores the pending record) or the new one."""
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         intent = json.dumps({"version": version, "history": history})
+        self._still_locked()
         self.client.set_registered_model_tag(self.name, f"{alias}.pending", intent)
         self.tag(version, {f"alias.{alias}.reason": f"{stamp} {reason}"})
         self.client.set_registered_model_alias(self.name, alias, version)
         self.client.set_registered_model_tag(self.name, f"{alias}.history", json.dumps(history))
         self.client.delete_registered_model_tag(self.name, f"{alias}.pending")
+        self._verify_move(alias, version, history)
+
+    def _verify_move(self, alias: str, version: str, history: list[str]) -> None:
+        """Read the move back: the alias, its history, and (with a lease) that nobody took over meanwhile."""
+        model = self.client.get_registered_model(self.name)
+        holder = {a: str(v) for a, v in model.aliases.items()}.get(alias)
+        stored = json.loads(model.tags.get(f"{alias}.history", "[]"))
+        if holder != version or stored != history:
+            raise TransientRegistryError(
+                f"{self.name}@{alias} reads back as v{holder} with history {stored} right after this "
+                f"process moved it to v{version} ({history}): another writer moved it without the "
+                "registry lock (an older ganops or a hand edit). Check `ganops registry list`, then rerun"
+            )
+        self._still_locked()
 
     def move_alias(self, alias: str, version: str, reason: str) -> None:
         with self.lock():

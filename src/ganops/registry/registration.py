@@ -13,6 +13,10 @@ retry or a second runner on the same workspace finds the work already done:
 3. otherwise the pipeline is logged afresh. Runs an earlier attempt left ``RUNNING`` are ended
    as ``KILLED`` first.
 
+Everything happens under ``registry.lock()`` (a file lock for SQLite, a lease in the registry for
+a server or database; ganops.registry.lease), so concurrent pipelines register one after another
+and each gate decision sees the champion the previous one left.
+
 A version is created with every tag in one call (identity, metrics, gate decision, state
 ``pending``), so there is never an untagged version; the gate decides before the version exists,
 so a retry never re-judges a version against itself after it already took the champion alias.
@@ -23,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -40,9 +43,6 @@ MODEL_URI_TAG = "ganops.model_uri"  # set on the pipeline run once its ONNX mode
 MODEL_ID_TAG = "ganops.model_id"
 PROMOTE_TAG = "ganops.promote"
 CHAMPION_BEFORE_TAG = "ganops.champion_before"
-# With a tracking server there is no lock across machines: a RUNNING run is only taken for an
-# interrupted attempt's once it is older than any registration takes.
-STALE_AFTER_S = 3600
 # What a registration registers: the same values mean the same registration.
 KEY_FIELDS = ("onnx_sha256", "params_sha256", "dataset_sha256", "evaluator_sha256", "metrics_sha256")
 
@@ -155,9 +155,10 @@ def _existing_version(registry: ModelRegistry, key: str):
 def _logged_run(registry: ModelRegistry, experiment_id: str, key: str) -> LoggedRun | None:
     """A finished run of an earlier attempt that logged the model; ends the attempts' stale RUNNING runs."""
     reusable = None
-    started_before = (time.time() - (0 if registry.serializes_writes else STALE_AFTER_S)) * 1000
+    # Called under registry.lock(), which every registering process holds while it logs: a RUNNING
+    # run with this key belongs to an attempt that died.
     for run in registry.client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'"):
-        if run.info.status == "RUNNING" and run.info.start_time < started_before:
+        if run.info.status == "RUNNING":
             log.warning("ending run %s that an interrupted registration left RUNNING", run.info.run_id)
             registry.client.set_terminated(run.info.run_id, "KILLED")
         elif run.info.status == "FINISHED" and MODEL_URI_TAG in run.data.tags and reusable is None:
