@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup dataset browser run test lint format clean lock
+.PHONY: setup dataset browser postgres run test lint format clean lock
 
 setup: $(STAMP) dataset .dvc/plots-offline.html
 
@@ -47,11 +47,18 @@ browser:
 		|| echo "note: could not apt-get install chromium chromium-driver; the browser test will be skipped"; \
 	fi
 
+# The registry's PostgreSQL test starts its own throw-away cluster from Debian's server binaries.
+postgres:
+	@if [ ! -d /usr/lib/postgresql ] && command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql) \
+		|| echo "note: could not apt-get install postgresql; the PostgreSQL registry test will be skipped"; \
+	fi
+
 # The last line says what ran, what was cached, fid_domain and the registry decision.
 run: setup
 	@start=$$(date +%s); dvc repro && ganops summary --since $$start
 
-test: setup browser
+test: setup browser postgres
 	ruff check .
 	ruff format --check .
 	pytest
