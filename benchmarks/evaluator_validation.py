@@ -11,8 +11,9 @@ Evaluators compared, all the same network with params.yaml's evaluator section: 
 images only), and ``untrained`` (random weights: the floor that training has to beat).
 Every number is measured in this run.
 
-    python benchmarks/evaluator_validation.py                # ~10 min on 2 shared CPU cores
-    python benchmarks/evaluator_validation.py --epochs 3     # the stage's own training length
+    python benchmarks/evaluator_validation.py                        # the stage's training length
+    python benchmarks/evaluator_validation.py --evaluator-images 19200 --steps 50 100 200 300 450 600 800 1000
+        # the reduced run in docs/evaluator.md: 300 evaluator steps, 1,000 G steps
 """
 
 from __future__ import annotations
@@ -85,16 +86,22 @@ def monotone(values: list[float]) -> bool:
     return all(a < b for a, b in zip(values, values[1:], strict=False))
 
 
-def train_evaluators(params, train: PreparedSplit, test: PreparedSplit, seed: int, methods) -> dict:
+def train_evaluators(params, train: PreparedSplit, test: PreparedSplit, seed: int, methods, images) -> dict:
     device = torch.device("cpu")
+    if images is not None:  # one pass over the first ``images`` train images
+        train = PreparedSplit(train.images[:images], train.labels[:images])
+        params = params.model_copy(update={"epochs": 1, "min_steps": 0})
     hidden = lambda split: PreparedSplit(split.images, None)  # noqa: E731 (labels hidden)
     nets, info = {}, {}
     began = time.perf_counter()
     model, accuracy = train_evaluator(params, train, test, seed, device)
-    nets["supervised"], info["supervised"] = model, {
-        "seconds": time.perf_counter() - began,
-        "test_accuracy": accuracy,
-    }
+    nets["supervised"], info["supervised"] = (
+        model,
+        {
+            "seconds": time.perf_counter() - began,
+            "test_accuracy": accuracy,
+        },
+    )
     for method in methods:
         began = time.perf_counter()
         model, check = train_self_supervised(params, hidden(train), hidden(test), seed, device, method)
@@ -148,7 +155,10 @@ def table_b(raw: dict, root: Path, nets: dict, reference: torch.Tensor, steps, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--epochs", type=int, default=1, help="evaluator training epochs (stage: params)")
+    parser.add_argument(
+        "--evaluator-images", type=int, default=None, help="train evaluators one pass over this many images"
+    )
+    parser.add_argument("--reference", type=int, default=10000, help="test images as the reference set")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--count", type=int, default=5000, help="images per degraded set")
     parser.add_argument("--steps", type=int, nargs="*", default=list(CHECKPOINTS), help="G checkpoints")
@@ -161,14 +171,15 @@ def main() -> None:
 
     raw = yaml.safe_load(Path(args.params).read_text())
     raw["data"] = {"source": "fashion-mnist", "max_train": args.max_train}  # Debian's files, 32x32
-    raw["evaluator"]["epochs"] = args.epochs
     params = parse_params(raw)
     with tempfile.TemporaryDirectory(prefix="ganops-evaluator-validation-") as tmp:
         layout = Layout(Path(tmp))
         prepare_stage.run(params, layout)
         train_split, test_split = load_split(layout.prepared, "train"), load_split(layout.prepared, "test")
-        nets, info = train_evaluators(params.evaluator, train_split, test_split, params.seed, args.methods)
-        reference = to_unit_range(torch.from_numpy(test_split.images))
+        nets, info = train_evaluators(
+            params.evaluator, train_split, test_split, params.seed, args.methods, args.evaluator_images
+        )
+        reference = to_unit_range(torch.from_numpy(test_split.images[: args.reference]))
 
         a = table_a(nets, reference, degraded_sets(train_split, args.count, params.seed))
         labels = list(next(iter(a.values())))
