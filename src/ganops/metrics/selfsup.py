@@ -168,5 +168,5 @@ def self_check(
     name = "view_match" if method == "contrastive" else "rotation_accuracy"
     return {
         f"test_{name}": hits / max(total, 1),
-        "chance": sum(n * c for n, c in chance) / max(total, 1),
+        f"test_{name}_chance": sum(n * c for n, c in chance) / max(total, 1),
     }
