@@ -69,6 +69,9 @@ class EvaluatorParams(Section):
     # supervised: a classifier on the data's labels; self_supervised: the same network trained
     # without labels (contrastive views); auto: supervised when the labels give a usable classifier.
     objective: Literal["auto", "supervised", "self_supervised"] = "auto"
+    # The label-free objective: rotation (predict a 0/90/180/270 turn) or contrastive (SimCLR);
+    # chosen by measurement, docs/evaluator.md.
+    self_supervised: Literal["rotation", "contrastive"] = "rotation"
     epochs: int = Field(3, ge=1)
     # Small sets get more passes: training runs at least this many steps, whatever the epochs.
     min_steps: int = Field(1000, ge=0)

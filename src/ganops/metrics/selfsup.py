@@ -11,8 +11,8 @@ steps; only the objective differs:
 
 The views differ only by crop, flip and brightness/contrast (and saturation for colour). Never by
 noise or blur: a network trained to ignore them would not see them in generated images either,
-and FID would stop rising with them. Which objective is the default was chosen by measurement
-(benchmarks/evaluator_validation.py, docs/evaluator.md).
+and FID would stop rising with them. ``evaluator.self_supervised`` picks the objective; the
+default (rotation) was chosen by measurement (benchmarks/evaluator_validation.py, docs/evaluator.md).
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from ganops.metrics.evaluator import (
 from ganops.progress import Progress
 from ganops.runtime import seed_everything, seeded_generator
 
-METHODS = ("contrastive", "rotation")
-DEFAULT_METHOD = "contrastive"
+METHODS = ("rotation", "contrastive")
 TEMPERATURE = 0.5  # SimCLR's value for small batches (their CIFAR-10 setting)
 PROJECTION_DIM = 64
 
@@ -107,9 +106,11 @@ def train_self_supervised(
     test: PreparedSplit,
     seed: int,
     device: torch.device,
-    method: str = DEFAULT_METHOD,
+    method: str | None = None,
 ) -> tuple[DomainClassifier, dict]:
-    """The label-free evaluator and its own check on the test split (see ``self_check``)."""
+    """The label-free evaluator (``method``, default ``evaluator.self_supervised``) and its own check
+    on the test split (see ``self_check``)."""
+    method = method or params.self_supervised
     if method not in METHODS:
         raise ValueError(f"unknown self-supervised method {method!r}; one of {', '.join(METHODS)}")
     seed_everything(seed)
