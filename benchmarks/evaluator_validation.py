@@ -12,8 +12,9 @@ images only), and ``untrained`` (random weights: the floor that training has to 
 Every number is measured in this run.
 
     python benchmarks/evaluator_validation.py                        # the stage's training length
-    python benchmarks/evaluator_validation.py --evaluator-images 19200 --steps 50 100 200 300 450 600 800 1000
-        # the reduced run in docs/evaluator.md: 300 evaluator steps, 1,000 G steps
+    python benchmarks/evaluator_validation.py --threads 1 --evaluator-images 38400 --reference 5000 \
+        --count 2000 --samples 2000 --steps 250 500 750 1000 1500 2000 2500 3000
+        # run 2 of docs/evaluator.md: 600 evaluator steps, 3,000 G steps, 690 s on 2 shared cores
 """
 
 from __future__ import annotations
