@@ -53,7 +53,7 @@ def tiny_params(data_root: Path, **overrides) -> dict:
             "lr": 5e-3,
             "width": 8,
             "feature_dim": 16,
-            "min_accuracy": 0.8,
+            "min_steps": 0,
         },
         "model": {"arch": "dcgan", "latent_dim": 8, "g_width": 8, "d_width": 8},
         "train": {"device": "cpu", "epochs": 2, "batch_size": 32, "checkpoint_every": 5, "grid_size": 16},

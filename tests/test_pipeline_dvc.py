@@ -200,7 +200,7 @@ def test_exp_run_accepts_a_param_from_every_section(project):
     overrides = [
         "seed=11",
         "data.max_train=448",
-        "evaluator.min_accuracy=0.3",
+        "evaluator.min_skill=0.3",
         "model.latent_dim=6",
         "train.epochs=1",
         "evaluate.num_samples=200",

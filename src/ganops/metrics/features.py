@@ -49,12 +49,17 @@ def extract(net: nn.Module, batches: Iterable[torch.Tensor], device: torch.devic
 
 
 class DomainFeaturesAndLogits(nn.Module):
-    """The domain classifier as a feature net: images -> (penultimate features, class logits)."""
+    """The domain network as a feature net: images -> (penultimate features, class logits).
+
+    A label-free evaluator has no class head: it returns the features alone (no logits, so the
+    metrics that need classes are left out)."""
 
     def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier.eval()
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h = self.classifier.features(images)  # (N, feature_dim)
+        if self.classifier.head is None:
+            return h
         return h, self.classifier.head(h)  # (N, num_classes)

@@ -77,7 +77,7 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
             real=reference,
             fake=candidate,
             real_labels=None if test.labels is None else torch.from_numpy(test.labels),
-            num_classes=net.classifier.head.out_features,
+            num_classes=net.classifier.num_classes,
             seed=params.seed,
             kid_subsets=p.kid_subsets,
             kid_subset_size=p.kid_subset_size,
@@ -96,6 +96,10 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
         inception_builder=inception_builder,
         device=str(device),
     )
+    if net.classifier.head is None:
+        model_ctx.notes.append(
+            "is and classes omitted: the evaluator was trained without labels (reports/evaluator.json)"
+        )
     model = compute(p.metrics, model_ctx)
     floor = compute([m for m in p.metrics if m not in ("fid_bootstrap", "fid_inception")], context(floor_set))
     report = {

@@ -46,7 +46,7 @@ class LiveQuality:
             cache, key, lambda: extract(self.net, self._real(test.images[:n]), device)
         )
         self.real_labels = torch.from_numpy(test.labels[:n]) if test.labels is not None else None
-        self.num_classes = self.net.classifier.head.out_features
+        self.num_classes = self.net.classifier.num_classes
         self.z = torch.randn(n, latent_dim, generator=seeded_generator(seed, 9))
 
     @staticmethod
@@ -59,7 +59,7 @@ class LiveQuality:
         batches = (G(z.to(self.device)).float() for z in self.z.split(500))
         fake = extract(self.net, batches, self.device)
         result = {"fid_live": fid(self.real.features, fake.features)}
-        if self.real_labels is not None:
+        if self.real_labels is not None and fake.logits is not None:
             stats = class_stats(fake.logits, self.real_labels, self.num_classes)
             result.update(class_coverage=stats["class_coverage"], class_kl=stats["class_kl"])
         else:
