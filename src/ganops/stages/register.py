@@ -45,6 +45,24 @@ def _interval(metrics: dict) -> tuple[float, float] | None:
     return (float(low), float(high)) if low is not None and high is not None else None
 
 
+def _what_was_measured_and_exported(layout: Layout, sidecar: dict) -> dict[str, str]:
+    """Tags that say which weights the version holds, which evaluator measured them and what
+    became of the fp16 variant, so nobody has to open the run to find out."""
+    train = read_json(layout.train_report) if layout.train_report.exists() else {}
+    tags = {"exported_weights": f"EMA weights of the last step ({train.get('steps', '?')})"}
+    best, last = train.get("best_fid_live"), train.get("last_fid_live")
+    if best is not None and last is not None and best < last:
+        tags["exported_weights"] += (
+            f"; the best live FID ({best:.4g}, step {train['best_step']}) was earlier than the last "
+            f"({last:.4g}): its weights are best.pt in the run's checkpoint folder"
+        )
+    if layout.evaluator_report.exists():
+        tags["evaluator_objective"] = str(read_json(layout.evaluator_report).get("objective", "supervised"))
+    fp16 = sidecar.get("fp16") or {}
+    tags["fp16"] = "written" if fp16.get("written") else f"skipped: {fp16.get('reason', 'not made')}"[:500]
+    return tags
+
+
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.register
     for needed in (layout.onnx, layout.onnx_sidecar, layout.metrics, layout.generator):
@@ -63,6 +81,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         # The evaluation is part of what is registered: another fid_domain is another registration.
         "metrics_sha256": sha256_file(layout.metrics),
     }
+    tags.update(_what_was_measured_and_exported(layout, sidecar))
     flat_metrics = numeric(metrics)
     flat_metrics["onnx_parity_max_abs_diff"] = sidecar["parity"]["max_abs_diff"]
 
