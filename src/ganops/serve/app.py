@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,10 @@ class ServeSettings:
     batching: bool = True
     max_body_bytes: int = 16_384
     max_pending_rows: int = 16_384  # beyond this the server answers 503 instead of queueing
+    request_timeout_s: float = 30.0  # a request not answered by then gets 504 and leaves the queue
+    # While this file exists /readyz answers 503, so a load balancer stops sending new requests
+    # before shutdown (Kubernetes' preStop hook creates it; see deploy/k8s.yaml).
+    drain_file: str | None = None
 
 
 def _field(loc: tuple | list) -> str:
@@ -118,14 +123,17 @@ class ClientGone(Exception):
 async def _unless_disconnected(request: Request, work, poll_s: float = 0.05):
     """Await ``work``, cancelling it if the client disconnects first (so its rows leave the queue)."""
     task = asyncio.ensure_future(work)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=poll_s)
-        if done:
-            return task.result()
-        if await request.is_disconnected():
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise ClientGone
+    finally:  # gone, past the deadline (cancelled from outside) or done: the work never outlives us
+        if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            raise ClientGone
 
 
 def create_app(session: GeneratorSession, settings: ServeSettings = ServeSettings()) -> FastAPI:
@@ -203,11 +211,17 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
 
     async def _generate(request: Request, latents: np.ndarray, fmt: str, headers: dict[str, str]) -> Response:
         try:
-            out = await _unless_disconnected(request, batcher.submit(latents))
+            out = await asyncio.wait_for(
+                _unless_disconnected(request, batcher.submit(latents)), settings.request_timeout_s
+            )
         except Overloaded as err:
             return _problem(503, f"overloaded: {err}; retry shortly", headers={"Retry-After": "1"})
         except ClientGone:
             return Response(status_code=499)  # nobody reads it; the rows already left the queue
+        except TimeoutError:
+            return _problem(
+                504, f"not answered within {settings.request_timeout_s:g} s; retry, or ask for fewer images"
+            )
         headers = {**headers, "X-Model-Sha256": session.sha256, "X-Provider": session.provider}
         # Encoding runs in a worker thread: 64 images at 1024 px take long enough to stall /healthz.
         if fmt == "png":
@@ -255,6 +269,8 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
         """The model is loaded and a warm-up run is done (readiness)."""
         if "error" in state:
             return _problem(503, f"warm-up failed: {state['error']}; check the server log and the model")
+        if settings.drain_file and os.path.exists(settings.drain_file):
+            return _problem(503, f"draining: {settings.drain_file} exists (the server is about to stop)")
         if not state["ready"]:
             return _problem(503, "warming up: the model's first run has not finished")
         return {

@@ -41,6 +41,12 @@ def serve(
     max_connections: int = typer.Option(
         512, "--max-connections", min=1, help="open connections beyond this get 503 at once (uvicorn)"
     ),
+    request_timeout_s: float = typer.Option(
+        30.0, "--request-timeout", min=0.1, help="seconds before a request gets 504 and leaves the queue"
+    ),
+    drain_file: str | None = typer.Option(
+        None, "--drain-file", help="while this file exists /readyz answers 503 (set by a preStop hook)"
+    ),
     graceful_s: int = typer.Option(
         20, "--graceful-timeout", min=0, help="seconds in-flight requests get to finish on SIGTERM"
     ),
@@ -55,7 +61,13 @@ def serve(
     with user_errors():
         session = GeneratorSession(resolve(model, tracking_uri), provider, threads or None)
     settings = ServeSettings(
-        max_n=max_n, max_steps=max_n, max_batch=max_batch, max_delay_ms=batch_delay_ms, batching=batching
+        max_n=max_n,
+        max_steps=max_n,
+        max_batch=max_batch,
+        max_delay_ms=batch_delay_ms,
+        batching=batching,
+        request_timeout_s=request_timeout_s,
+        drain_file=drain_file,
     )
     uvicorn.run(
         create_app(session, settings),
