@@ -24,7 +24,9 @@ def test_bad_params_fail_with_one_line_and_keep_outputs(tiny_idx, tmp_path):
     result = ganops("prepare", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: data.image_size: input should be a valid integer, unable to parse string as an integer, got 'big'"
+        "error: params.yaml: data.image_size: input should be a valid integer, unable to parse string as an integer, got 'big'."
+        " Nothing was run or deleted; if `dvc exp run -S` wrote the bad value, `git checkout params.yaml` puts the"
+        " committed file back"
     ]
     assert (tmp_path / "data/prepared/manifest.json").read_bytes() == manifest
 
