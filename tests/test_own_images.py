@@ -209,13 +209,6 @@ def test_background_param_is_checked():
 
 # --- the whole DAG on a user's folder, under real `dvc repro` in a temporary repository -------------
 
-NEEDS_EVALUATOR = {
-    # Until issue 9's points 1 and 2 land, these are the evaluator stage's two ways of stopping on a
-    # user's folder; each turns the test into an expected failure, anything else fails it.
-    "the dataset has no labels": "needs the label-free evaluator (issue 9 point 1)",
-    "is below evaluator.min_accuracy": "needs the evaluator gate that fits real data (issue 9 point 2)",
-}
-
 
 def fabricated_icons(folder, count, rng, shapes=("disc", "square", "triangle"), size_range=(24, 72)):
     """RGBA icons of mixed sizes: a coloured shape on a transparent background hiding a random colour."""
@@ -267,16 +260,11 @@ def fabricated_faces(folder, count, rng, size=(89, 109)):
 
 
 def repro(root, env, *targets) -> str:
-    """`dvc repro`; an evaluator that cannot yet handle the data makes the test an expected failure."""
     result = subprocess.run(
         ["dvc", "repro", *targets], cwd=root, env=env, capture_output=True, text=True, timeout=1200
     )
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        stage = ran(output)[-1] if ran(output) else None
-        for message, reason in NEEDS_EVALUATOR.items():
-            if stage == "evaluator" and message in output:
-                pytest.xfail(reason)
         pytest.fail(f"dvc repro failed:\n{output[-4000:]}")
     return output
 
