@@ -107,7 +107,7 @@ def postgres():
     )
     try:
         pg(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "ganops", "mlflow")
-        yield f"postgresql://ganops@127.0.0.1:{port}/mlflow"
+        yield f"postgresql+psycopg://ganops@127.0.0.1:{port}/mlflow"  # psycopg 3; plain postgresql:// means psycopg2 on SQLAlchemy 2.0
     finally:
         subprocess.run(as_owner + [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
         shutil.rmtree(folder, ignore_errors=True)
