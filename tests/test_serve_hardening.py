@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import json
 import threading
+import time
 
 import httpx
 import numpy as np
 
 from ganops.serve.app import ServeSettings, create_app
 from ganops.serve.batcher import MicroBatcher
+from ganops.serve.loadgen import run_load
 from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
 from serve_helpers import export_tiny, uvicorn_thread
@@ -60,3 +64,49 @@ def test_a_request_past_its_deadline_gets_504_and_a_drain_file_turns_readiness_o
         response = httpx.get(f"{base}/readyz", timeout=5)
         assert response.status_code == 503 and "draining" in response.json()["error"]
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200  # alive, just not taking work
+
+
+async def _misbehave(host: str, port: int, leaving: int, slow: int) -> None:
+    """Clients that send a request and leave at once, and clients that trickle their body in."""
+    body = json.dumps({"n": 16, "seed": 3, "format": "png"}).encode()
+    head = (
+        f"POST /v1/generate HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def leave() -> None:
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(head + body)
+        await writer.drain()
+        await asyncio.sleep(0.001)
+        writer.close()
+
+    async def trickle() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head)
+        for byte in body:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        await reader.read(64)  # then read a little of the answer and go
+        writer.close()
+
+    await asyncio.gather(*(leave() for _ in range(leaving)), *(trickle() for _ in range(slow)))
+
+
+def test_load_with_slow_and_disconnecting_clients_costs_the_others_nothing(tmp_path):
+    layout = export_tiny(tmp_path / "model")
+    session = GeneratorSession(resolve(str(layout.onnx)), "cpu")
+    app = create_app(session, ServeSettings(max_delay_ms=2))
+    with uvicorn_thread(app) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            polite = pool.submit(run_load, base, requests=400, clients=8, max_seconds=120)
+            asyncio.run(_misbehave(host, int(port), leaving=40, slow=4))
+            result = polite.result()
+        assert result.requests == 400 and result.errors == 0, result
+        deadline = time.monotonic() + 10
+        while app.state.batcher.pending_rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.batcher.pending_rows == 0  # nothing of the clients that left stays queued
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
