@@ -16,12 +16,12 @@ from ganops.config import parse_params
 from ganops.errors import RegistryError, TransientRegistryError
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
+from ganops.models.io import save_generator
 from ganops.registry.client import open_registry
 from ganops.registry.gate import Candidate, decide
 from ganops.stages import Layout
 from ganops.stages.export import run as export
 from ganops.stages.register import run as register
-from ganops.training.loop import _save_generator
 
 from conftest import write_params
 
@@ -67,7 +67,7 @@ def exported(tmp_path):
     """A project folder with everything register reads: ONNX + sidecar, metrics, a grid, a loss history."""
     spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(tmp_path)
-    _save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, run_id="test")
+    save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="test")
     export(parse_params({}), layout)
     write_json(layout.prepared / "manifest.json", {"splits": {"train": {"images_sha256": SHA}}})
     layout.samples.mkdir(parents=True)

@@ -22,11 +22,11 @@ from ganops.config import parse_params
 from ganops.errors import TransientRegistryError
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
+from ganops.models.io import save_generator
 from ganops.registry.client import ModelRegistry
 from ganops.registry.lease import BEAT_TAG, HOLDER_TAG, TOKEN_TAG, lock_name
 from ganops.stages import Layout
 from ganops.stages.export import run as export
-from ganops.training.loop import _save_generator
 
 from conftest import write_params
 
@@ -159,7 +159,7 @@ def exported_project(folder: Path, fid: float, experiment: str) -> Layout:
     """A project folder with what `ganops register` reads: its own generator, ONNX and metrics."""
     spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(folder)
-    _save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, run_id="test")
+    save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="test")
     export(parse_params({}), layout)
     write_json(layout.prepared / "manifest.json", {"splits": {"train": {"images_sha256": SHA}}})
     write_json(
