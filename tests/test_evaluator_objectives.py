@@ -21,9 +21,9 @@ from ganops.metrics.selfsup import augment, nt_xent, train_self_supervised
 from ganops.stages import Layout
 from ganops.stages.evaluate import run as evaluate
 from ganops.stages.evaluator import run as evaluator_stage
-from ganops.training.loop import TrainPaths, train
+from ganops.training.loop import train
 
-from conftest import fabricate_images, tiny_params
+from conftest import fabricate_images, tiny_params, train_paths
 
 CPU = torch.device("cpu")
 
@@ -191,16 +191,7 @@ def test_evaluate_and_live_fid_run_on_a_label_free_evaluator_of_labelled_data(ti
     layout = Layout(tmp_path)
     prepare(params, layout)
     assert evaluator_stage(params, layout)["reason"] == "evaluator.objective is self_supervised"
-    paths = TrainPaths(
-        layout.prepared,
-        layout.generator,
-        layout.checkpoints,
-        layout.samples,
-        layout.train_history,
-        evaluator=layout.evaluator,
-        live=layout.train_live,
-    )
-    train(params, paths)
+    train(params, train_paths(layout))
     metrics = evaluate(params, layout)
     assert metrics["fid_domain"] > 0 and "class_coverage" not in metrics and "is_domain" not in metrics
     assert any("trained without labels" in note for note in metrics["notes"])

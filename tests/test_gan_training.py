@@ -14,9 +14,9 @@ from ganops.stages import Layout
 from ganops.stages.evaluator import run as train_evaluator
 from ganops.stages.prepare import run as prepare
 from ganops.training import loop
-from ganops.training.loop import TrainPaths, train
+from ganops.training.loop import train
 
-from conftest import tiny_params
+from conftest import tiny_params, train_paths
 
 EVERYTHING = {
     "model.conditional": True,
@@ -43,18 +43,8 @@ def project(tiny_idx, tmp_path_factory):
 
 def run_training(project, root, **overrides):
     shared, layout = Layout(project), Layout(root)
-    paths = TrainPaths(
-        shared.prepared,
-        layout.generator,
-        layout.checkpoints,
-        layout.samples,
-        layout.train_history,
-        evaluator=shared.evaluator,
-        live=layout.train_history.parent / "live.csv",
-        feature_cache=root / "cache",
-    )
     params = parse_params(tiny_params(shared.prepared, **{"train.checkpoint_every": 2, **overrides}))
-    return train(params, paths), layout
+    return train(params, train_paths(layout, shared, feature_cache=root / "cache")), layout
 
 
 def test_resume_with_every_random_option_is_bit_identical(project, tmp_path):

@@ -33,10 +33,10 @@ from ganops.stages import export as export_stage
 from ganops.stages import prepare as prepare_stage
 from ganops.stages import register as register_stage
 from ganops.stages import train as train_stage
-from ganops.training.loop import TrainPaths, train
+from ganops.training.loop import train
 from serve_helpers import uvicorn_thread
 
-from conftest import tiny_params
+from conftest import tiny_params, train_paths
 
 pytestmark = pytest.mark.slow
 
@@ -251,17 +251,7 @@ def test_large_activations_no_longer_stop_the_dag(datasets, tracking, tiny_idx, 
 def run_steps(shared: Layout, root, tiny_idx, **overrides):
     params = parse_params(case_params(tiny_idx, "dcgan", False, 1, 32, **{"train.max_steps": 3, **overrides}))
     layout = Layout(root)
-    paths = TrainPaths(
-        shared.prepared,
-        layout.generator,
-        layout.checkpoints,
-        layout.samples,
-        layout.train_history,
-        evaluator=shared.evaluator,
-        live=layout.train_live,
-        feature_cache=root / "cache",
-    )
-    result = train(params, paths)
+    result = train(params, train_paths(layout, shared, feature_cache=root / "cache"))
     lines = layout.train_history.read_text().splitlines()
     header, rows = lines[0].split(","), [line.split(",") for line in lines[1:]]
     losses = [float(r[header.index(col)]) for r in rows for col in ("loss_d", "loss_g")]
