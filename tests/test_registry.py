@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from ganops.registry.gate import Candidate, decide
 from ganops.stages import Layout
 from ganops.stages.export import run as export
 from ganops.stages.register import run as register
+from mlflow_helpers import mlflow_server
+from serve_helpers import free_port
 
 from conftest import write_params
 
@@ -352,60 +353,20 @@ def test_concurrent_registrations_of_the_same_files_give_one_version(exported, t
     assert json.loads(exported.registry.read_text())["version"] == "1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def tracking_server(tmp_path_factory):
     """A real `mlflow server` process on loopback: SQLite backend, proxied local artifact store."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail(f"mlflow server did not come up: {(folder / 'server.log').read_text()[-2000:]}")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with mlflow_server(folder, f"sqlite:///{folder / 'server.db'}") as url:
+        yield url
 
 
-def test_registration_through_a_tracking_server(exported, mlflow_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+def test_registration_through_a_tracking_server(exported, tracking_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     monkeypatch.chdir(tmp_path)
     params = parse_params({"register": {"experiment": "server"}})
     first = register(params, with_fid(exported, 20.0))
-    assert first["tracking_uri"] == mlflow_server and "champion" in first["aliases"]
+    assert first["tracking_uri"] == tracking_server and "champion" in first["aliases"]
     worse = register(params, with_fid(exported, 30.0))
     assert not worse["promoted"]
     assert register(params, exported)["version"] == worse["version"]  # the same files: found, not re-made

@@ -7,12 +7,10 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,8 @@ from ganops.registry.client import ModelRegistry
 from ganops.registry.lease import BEAT_TAG, HOLDER_TAG, TOKEN_TAG, lock_name
 from ganops.stages import Layout
 from ganops.stages.export import run as export
+from mlflow_helpers import mlflow_server
+from serve_helpers import free_port
 
 from conftest import write_params
 
@@ -43,12 +43,6 @@ pytestmark = [
         "or set GANOPS_PG_BIN to the folder holding initdb and pg_ctl)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_cluster_owner() -> list[str]:
@@ -116,43 +110,8 @@ def postgres():
 @pytest.fixture(scope="module")
 def server(postgres, tmp_path_factory):
     """`mlflow server` with two workers on the PostgreSQL store and a proxied artifact folder."""
-    folder = tmp_path_factory.mktemp("mlflow-pg")
-    port, log = free_port(), folder / "server.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            postgres,
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "2",
-            "--allowed-hosts",
-            f"127.0.0.1:{port},localhost:{port}",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: urllib.request.urlopen(f"{url}/health", timeout=2).status == 200,
-            240,
-            "mlflow server on PostgreSQL",
-            log,
-        )
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-pg"), postgres, workers=2, timeout_s=240) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def exported_project(folder: Path, fid: float, experiment: str) -> Layout:
