@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="add a torch.compile row (slow to compile on CPU)"
     )
+    parser.add_argument("--bf16", action="store_true", help="add a bf16 autocast row (default on CUDA only)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
@@ -191,11 +192,17 @@ def main() -> None:
         )
     if args.compile:
         rows.append(("ganops + torch.compile (train.compile: on)", lambda b: run_ganops(b, {}, compile="on")))
-
-    def run_ganops(batch: int, patches: dict, compile: str = "off") -> float:
-        params = base.model_copy(
-            update={"train": base.train.model_copy(update={"batch_size": batch, "compile": compile})}
+    if args.bf16:
+        rows.append(
+            (
+                "ganops + bf16 autocast (train.mixed_precision: bf16)",
+                lambda b: run_ganops(b, {}, precision="bf16"),
+            )
         )
+
+    def run_ganops(batch: int, patches: dict, compile: str = "off", precision: str = "auto") -> float:
+        update = {"batch_size": batch, "compile": compile, "mixed_precision": precision}
+        params = base.model_copy(update={"train": base.train.model_copy(update=update)})
         return candidate(params, Layout(workdir).prepared, args.warm, args.steps, patches)
 
     print(
