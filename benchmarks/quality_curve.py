@@ -85,6 +85,7 @@ def curve(
             "seed": seed,
             "epochs": count,
             "steps": result["steps"],
+            "resumed_from": json.loads(layout.timings("train").read_text())["resumed_from"],
             "train_seconds": round(trained_seconds, 1),
             "threads": torch.get_num_threads(),
             "fid_domain": metrics["fid_domain"],

@@ -11,6 +11,7 @@ from ganops.stages.prepare import run as prepare
 from ganops.training import checkpoint
 from ganops.training.ema import EMA
 from ganops.training.loop import TrainPaths, fingerprint, train
+from ganops.training.schedule import lr_factor
 
 from conftest import tiny_params
 
@@ -64,11 +65,30 @@ def test_other_settings_train_beside_the_run_and_never_cost_it_its_resume(prepar
 
 def test_the_fingerprint_covers_code_and_library_versions(prepared):
     params = parse_params(tiny_params(prepared))
-    digest, material = fingerprint(params, "data-sha")
+    digest, material = fingerprint(params, "data-sha", 100)
     assert len(material["code_sha256"]) == 64
     assert material["libraries"]["torch"] == torch.__version__.split("+")[0]
-    assert fingerprint(params, "data-sha")[0] == digest  # stable in one process
-    assert fingerprint(params, "other-data")[0] != digest
+    assert fingerprint(params, "data-sha", 100)[0] == digest  # stable in one process
+    assert fingerprint(params, "other-data", 100)[0] != digest
+    assert fingerprint(params, "data-sha", 200)[0] == digest  # constant rates: a longer run resumes
+
+
+def test_a_schedule_over_the_run_makes_its_length_part_of_the_fingerprint(prepared, tmp_path):
+    decaying = parse_params(tiny_params(prepared, **{"train.lr_schedule": "linear"}))
+    assert fingerprint(decaying, "data-sha", 100)[0] != fingerprint(decaying, "data-sha", 200)[0]
+    short, layout = run_training(prepared, tmp_path, **{"train.max_steps": 4, "train.lr_schedule": "cosine"})
+    longer, _ = run_training(prepared, tmp_path, **{"train.max_steps": 8, "train.lr_schedule": "cosine"})
+    assert longer.resumed_from == 0 and longer.fingerprint != short.fingerprint
+    again, _ = run_training(prepared, tmp_path, **{"train.max_steps": 8, "train.lr_schedule": "cosine"})
+    assert again.resumed_from == 8 and again.fingerprint == longer.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("schedule", "factors"),
+    [("constant", [1, 1, 1, 1]), ("linear", [1, 0.75, 0.5, 0.25]), ("cosine", [1, 0.8536, 0.5, 0.1464])],
+)
+def test_lr_schedules_decay_from_the_base_rate_towards_zero(schedule, factors):
+    assert [round(lr_factor(schedule, step, 4), 4) for step in range(4)] == factors
 
 
 def test_a_failed_run_leaves_the_last_runs_outputs_alone(prepared, tmp_path):

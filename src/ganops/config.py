@@ -152,6 +152,10 @@ class TrainParams(Section):
     # Two time-scale update rule (Heusel et al., 2017): separate rates; null means train.lr.
     lr_g: float | None = Field(None, gt=0)
     lr_d: float | None = Field(None, gt=0)
+    # Learning rates over the run: constant, or decayed to zero at the run's last step (linear or
+    # cosine). A decaying schedule depends on the run's length, so a longer run trains from step 0
+    # instead of resuming a shorter one (the resume fingerprint includes the length then).
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     # D steps per G step (WGAN's critic iterations); each D step takes the next real batch.

@@ -36,7 +36,7 @@ from ganops.models.io import load_generator, save_generator
 from ganops.models.layers import labels_for
 from ganops.progress import Progress
 from ganops.runtime import seed_everything, seeded_generator
-from ganops.training import checkpoint, distributed, fast
+from ganops.training import checkpoint, distributed, fast, schedule
 from ganops.training.augment import diff_augment
 from ganops.training.batches import RealBatches
 from ganops.training.ema import EMA
@@ -79,10 +79,12 @@ class TrainResult:
     TIMING_FIELDS = ("resumed_from", "seconds", "images_per_second")
 
 
-def fingerprint(params: Params, data_sha256: str) -> tuple[str, dict]:
+def fingerprint(params: Params, data_sha256: str, total_steps: int) -> tuple[str, dict]:
     """What makes two training runs the same run: the settings that shape training, the data, the
     code the train stage runs and the library versions. Epochs, step caps and logging are left
-    out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run."""
+    out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run. A
+    learning-rate schedule that decays over the run makes the length shape training too: then
+    the run's total steps are part of it, and a longer run starts from step 0."""
     shaping = params.train.model_dump(
         exclude={"images", "epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every"}
         | {"eval_samples"}
@@ -97,6 +99,8 @@ def fingerprint(params: Params, data_sha256: str) -> tuple[str, dict]:
         "code_sha256": codedeps.code_hash(codedeps.stage_closure("train")),
         "libraries": library_versions(),
     }
+    if schedule.depends_on_length(params.train.lr_schedule):
+        material["total_steps"] = total_steps
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     return digest, material
 
@@ -129,8 +133,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     memory_format = fast.memory_format(device)
     G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
     loss = LOSSES.get(tp.loss)
-    opt_g = fast.adam(G.parameters(), tp.lr_g or tp.lr, (tp.beta1, tp.beta2), device)
-    opt_d = fast.adam(D.parameters(), tp.lr_d or tp.lr, (tp.beta1, tp.beta2), device)
+    lr_g, lr_d = tp.lr_g or tp.lr, tp.lr_d or tp.lr
+    opt_g = fast.adam(G.parameters(), lr_g, (tp.beta1, tp.beta2), device)
+    opt_d = fast.adam(D.parameters(), lr_d, (tp.beta1, tp.beta2), device)
     ema = EMA(G, tp.ema_decay)
     noise = seeded_generator(params.seed, 1)
     fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
@@ -143,7 +148,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 
     total = _total_steps(tp, batches.per_epoch, n_images)
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
-    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared))
+    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total)
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
     history: list[list[float]] = []
@@ -189,6 +194,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         for step in range(start, total):
             torch.manual_seed(_step_seed(params.seed, step))  # dropout: replayable from (seed, step)
             rng = seeded_generator(params.seed, 8, step)  # augmentation and GP mixing, replayable too
+            if schedule.depends_on_length(tp.lr_schedule):
+                factor = schedule.lr_factor(tp.lr_schedule, step, total)
+                schedule.set_lr(opt_g, lr_g, factor), schedule.set_lr(opt_d, lr_d, factor)
 
             # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
             for k in range(tp.n_critic):
