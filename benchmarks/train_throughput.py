@@ -15,6 +15,7 @@ Rows alternate within each round (shared machines hit all alike); each figure is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import statistics
@@ -183,6 +184,12 @@ def main() -> None:
             ),
         ),
     ]
+    rows.append(
+        (
+            "ganops, ablation: D's weight gradients computed in the G step",
+            lambda b: run_ganops(b, {"frozen": lambda module, enabled=True: contextlib.nullcontext()}),
+        )
+    )
     if args.channels_last:
         rows.append(
             (

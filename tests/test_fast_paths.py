@@ -53,3 +53,20 @@ def test_fused_adam_takes_the_steps_of_for_loop_adam():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_a_frozen_module_passes_gradients_through_without_computing_its_own():
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LeakyReLU(0.2), torch.nn.Linear(8, 1))
+    D[0].bias.requires_grad_(False)  # a parameter frozen on purpose stays frozen afterwards
+    x = torch.randn(4, 8, requires_grad=True)
+    expected = torch.autograd.grad(D(x).sum(), x)[0]
+    with fast.frozen(D):
+        out = D(x).sum()
+    out.backward()
+    assert torch.equal(x.grad, expected)
+    assert all(p.grad is None for p in D.parameters())
+    assert [p.requires_grad for p in D.parameters()] == [True, False, True, True]
+    with fast.frozen(D, enabled=False):
+        D(x).sum().backward()
+    assert D[0].weight.grad is not None

@@ -1,5 +1,6 @@
 """The training loop with every option: resume stays bit-identical, live FID, collapse, divergence."""
 
+import contextlib
 import csv
 import logging
 
@@ -139,3 +140,12 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(project
     layout = Layout(tmp_path)
     assert [p.name for p in layout.checkpoints.glob("*/step_*.pt")] == ["step_00000002.pt"]
     assert not layout.generator.exists()
+
+
+def test_freezing_d_in_the_g_step_changes_no_bit(project, tmp_path, monkeypatch):
+    options = {**EVERYTHING, "train.max_steps": 4}
+    _, frozen = run_training(project, tmp_path / "frozen", **options)
+    monkeypatch.setattr(loop.fast, "frozen", lambda module, enabled=True: contextlib.nullcontext())
+    _, plain = run_training(project, tmp_path / "plain", **options)
+    assert frozen.generator.read_bytes() == plain.generator.read_bytes()
+    assert frozen.train_history.read_text() == plain.train_history.read_text()

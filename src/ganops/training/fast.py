@@ -4,6 +4,9 @@
   launches ~10 small ops per tensor; on 2 oversubscribed CPU cores that cost ~30 ms per step for the
   DCGAN-32 pair against ~2.5 ms fused; on idle cores the difference is small (README, Speed and scale).
 - channels_last on CUDA only (tensor cores); ``--channels-last`` in the benchmark measures it elsewhere.
+- D frozen while G learns: the G step needs gradients through D's activations, not D's own weight
+  gradients (the D step zeroes them anyway), so D's parameters stop requiring grad for that forward.
+  Skipped under DDP, whose reducer waits for every trainable parameter's gradient each backward.
 - torch.compile (``train.compile``: auto = on for CUDA), falling back to eager with one notice
   when compilation fails at the first step (no compiler, an unsupported op).
 bf16 autocast lives in the loop (``train.mixed_precision``).
@@ -11,8 +14,9 @@ bf16 autocast lives in the loop (``train.mixed_precision``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -27,6 +31,19 @@ def memory_format(device: torch.device) -> torch.memory_format:
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float], device: torch.device):
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """``module``'s parameters need no gradient inside (autograd records this at forward time)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    if enabled:
+        module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(module.parameters(), flags, strict=True):
+            param.requires_grad_(flag)
 
 
 def wants_compile(mode: str, device: torch.device) -> bool:

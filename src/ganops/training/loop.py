@@ -217,7 +217,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
                     clip_weights(D, tp.clip_value)
 
             # 2. G learns to fool the freshly updated D (on the last critic step's fakes).
-            with _autocast(device, tp.mixed_precision):
+            with fast.frozen(D, enabled=world.size == 1), _autocast(device, tp.mixed_precision):
                 loss_g = loss.g(D_step(_augment(fake, tp, rng), y_fake).float())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
