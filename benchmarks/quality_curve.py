@@ -6,7 +6,7 @@ is bit-identical to an uninterrupted one on CPU), so a 16-epoch curve costs 16 e
 Every point is scored by the evaluate stage (same evaluator, same test split, same sample counts):
 fid_domain with its 95% bootstrap interval, kid_domain, precision and recall, and the train wall
 time spent so far. Rows go to a JSONL file as they finish (an interrupted run keeps its points);
-the CSV (a DVC plot, see dvc.yaml) and the PNG are rewritten from all rows of that file.
+one CSV per configuration (a DVC plot, see dvc.yaml) and the PNG are rewritten from all its rows.
 
     python benchmarks/quality_curve.py                                   # docs' curve: 3 configs, 1..16 epochs
     python benchmarks/quality_curve.py --only dcgan-ns --epochs 1 2      # a part of it
@@ -107,14 +107,15 @@ def latest_rows(jsonl: Path) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["config"], r["epochs"]))
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    """Long format (one line per configuration and point): DVC draws one line per config."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("config", *CSV_COLUMNS))
-        for row in rows:
-            writer.writerow([row["config"], *(_fmt(row[c]) for c in CSV_COLUMNS)])
+def write_csvs(rows: list[dict], folder: Path) -> None:
+    """One file per configuration: DVC draws one line per file (dvc.yaml's quality_curve plot)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for config in dict.fromkeys(r["config"] for r in rows):
+        with open(folder / f"{config}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_COLUMNS)
+            for row in (r for r in rows if r["config"] == config):
+                writer.writerow([_fmt(row[c]) for c in CSV_COLUMNS])
 
 
 def _fmt(value) -> str:
@@ -166,7 +167,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="default: params.yaml's seed")
     parser.add_argument("--max-steps", type=int, default=None, help="cap on G steps per point (a smoke run)")
     parser.add_argument("--jsonl", default="docs/quality_curve.jsonl")
-    parser.add_argument("--csv", default="docs/quality_curve.csv")
+    parser.add_argument("--csv-dir", default="docs/quality_curve", help="one CSV per configuration")
     parser.add_argument("--png", default="docs/images/quality_curve.png")
     parser.add_argument("--plot-only", action="store_true", help="redraw CSV and PNG from the JSONL")
     args = parser.parse_args()
@@ -193,9 +194,9 @@ def main() -> None:
                         flush=True,
                     )
     rows = latest_rows(jsonl)
-    write_csv(rows, Path(args.csv))
+    write_csvs(rows, Path(args.csv_dir))
     plot(rows, Path(args.png))
-    print(f"{len(rows)} points -> {args.csv}, {args.png}")
+    print(f"{len(rows)} points -> {args.csv_dir}/, {args.png}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ganops.config import parse_params
 from ganops.stages import Layout
 from ganops.stages.evaluator import run as train_evaluator
@@ -26,7 +28,7 @@ def test_the_quality_curve_resumes_each_point_and_draws_its_plot(tiny_idx, tmp_p
         sys.executable, str(REPO / "benchmarks" / "quality_curve.py"),
         "--params", str(write_params(tmp_path / "params.yaml", raw)),
         "--project", str(tmp_path), "--only", "dcgan-ns", "dcgan-wgan-gp", "--epochs", "2", "1",
-        "--jsonl", str(out / "curve.jsonl"), "--csv", str(out / "curve.csv"), "--png", str(out / "curve.png"),
+        "--jsonl", str(out / "curve.jsonl"), "--csv-dir", str(out / "curve"), "--png", str(out / "curve.png"),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -41,7 +43,11 @@ def test_the_quality_curve_resumes_each_point_and_draws_its_plot(tiny_idx, tmp_p
         for row in (first, second):
             assert row["fid_low"] <= row["fid_domain"] <= row["fid_high"]
             assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1 and row["kid_domain"] is not None
-    with open(out / "curve.csv") as f:
-        table = list(csv.DictReader(f))
-    assert [(r["config"], r["epochs"]) for r in table] == [(r["config"], str(r["epochs"])) for r in rows]
+    for config, mine in (("dcgan-ns", rows[:2]), ("dcgan-wgan-gp", rows[2:])):
+        with open(out / "curve" / f"{config}.csv") as f:
+            table = list(csv.DictReader(f))
+        assert [int(r["epochs"]) for r in table] == [1, 2]
+        assert [float(r["fid_domain"]) for r in table] == pytest.approx(
+            [r["fid_domain"] for r in mine], rel=1e-5
+        )
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
