@@ -459,7 +459,3 @@ def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
         for row in live_history:
             writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
 
-
-def _save_generator(path: Path, G: torch.nn.Module, spec: ArchSpec, step: int, run_id: str = "") -> None:
-    """Older callers' spelling of ganops.models.io.save_generator."""
-    save_generator(path, G, spec, step, note=run_id or None)
