@@ -1,0 +1,86 @@
+"""EMA decays side by side on one training run: the average never feeds back into training, so one
+run can carry several shadows and each is scored by the evaluate stage (same evaluator, same split).
+
+    python benchmarks/ema_decay.py --project . --seeds 0 1 2 --decays 0.998 0.999 0.9995 0.9998
+
+The project must hold data/prepared and models/evaluator.pt (``dvc repro evaluator``). Prints
+fid_domain per seed and decay; the run uses params.yaml otherwise (the default budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ganops.config import parse_params
+from ganops.models.io import load_generator, save_generator
+from ganops.stages import Layout
+from ganops.stages import evaluate as evaluate_stage
+from ganops.stages import train as train_stage
+from ganops.training import loop
+from ganops.training.ema import EMA
+
+
+def with_shadows(decays: list[float]) -> dict[float, EMA]:
+    """Patch the loop's EMA so that it also keeps one extra average per decay; returns them."""
+    extra: dict[float, EMA] = {}
+
+    class Several(EMA):
+        def __init__(self, model, decay):
+            super().__init__(model, decay)
+            extra.update({d: EMA(model, d) for d in decays})
+
+        def update(self, model, step):
+            super().update(model, step)
+            for shadow in extra.values():
+                shadow.update(model, step)
+
+    loop.EMA = Several
+    return extra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--project", default=".")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--decays", nargs="*", type=float, default=[0.998, 0.999, 0.9995, 0.9998])
+    parser.add_argument("--max-steps", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    base = yaml.safe_load(Path(args.params).read_text())
+    base["train"] |= {"eval_every": 0, "max_steps": args.max_steps}
+    base["evaluate"] |= {"metrics": ["fid"]}
+    shared = Path(args.project).resolve()
+    results: dict[float, list[float]] = {}
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory(prefix="ganops-ema-") as tmp:
+            work = Path(tmp)
+            (work / "data").mkdir(), (work / "models").mkdir()
+            (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
+            shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
+            params = parse_params({**base, "seed": seed}, origin=f"seed {seed}")
+            layout = Layout(work)
+            shadows = with_shadows(args.decays)
+            train_stage.run(params, layout)
+            _, spec = load_generator(layout.generator)
+            for decay, ema in shadows.items():
+                save_generator(layout.generator, ema.shadow, spec, step=0)
+                fid = evaluate_stage.run(params, layout)["fid_domain"]
+                results.setdefault(decay, []).append(fid)
+                print(f"seed {seed} ema_decay {decay}: fid_domain {fid:.3f}", flush=True)
+    print("\n| ema_decay | seeds | fid_domain (mean ± sd) | per seed |\n|---|---|---|---|")
+    for decay, fids in results.items():
+        sd = statistics.stdev(fids) if len(fids) > 1 else 0.0
+        per = ", ".join(f"{f:.2f}" for f in fids)
+        print(f"| {decay} | {len(fids)} | {statistics.fmean(fids):.2f} ± {sd:.2f} | {per} |")
+
+
+if __name__ == "__main__":
+    main()
