@@ -147,6 +147,8 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.set_xlabel(label)
         axis.set_ylabel("fid_domain (95% interval), lower is better")
         axis.grid(True, which="both", alpha=0.3)
+    by_epochs.axvline(2, color="black", alpha=0.3, linewidth=4, label="make run's budget (120,000 images)")
+    by_epochs.legend(loc="lower left", fontsize="small")
     by_epochs.set_xscale("log", base=2)
     by_epochs.set_xticks(
         sorted({r["epochs"] for r in rows}), [str(e) for e in sorted({r["epochs"] for r in rows})]
