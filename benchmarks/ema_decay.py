@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,11 +20,13 @@ import yaml
 
 from ganops.config import parse_params
 from ganops.models.io import load_generator, save_generator
-from ganops.stages import Layout
 from ganops.stages import evaluate as evaluate_stage
 from ganops.stages import train as train_stage
 from ganops.training import loop
 from ganops.training.ema import EMA
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import workspace  # noqa: E402 - benchmarks/ is not a package
 
 
 def with_shadows(decays: list[float]) -> dict[float, EMA]:
@@ -61,12 +63,8 @@ def main() -> None:
     results: dict[float, list[float]] = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory(prefix="ganops-ema-") as tmp:
-            work = Path(tmp)
-            (work / "data").mkdir(), (work / "models").mkdir()
-            (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
-            shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
+            layout = workspace(shared, Path(tmp) / "work")
             params = parse_params({**base, "seed": seed}, origin=f"seed {seed}")
-            layout = Layout(work)
             shadows = with_shadows(args.decays)
             train_stage.run(params, layout)
             _, spec = load_generator(layout.generator)

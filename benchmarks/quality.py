@@ -73,6 +73,19 @@ def with_overrides(raw: dict, overrides: dict[str, object]) -> dict:
     return raw
 
 
+def workspace(shared: Path, work: Path) -> Layout:
+    """A project folder that reuses ``shared``'s prepared data, evaluator and real-feature cache,
+    as DVC would, so that runs differ only in what they train."""
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
+    shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
+    cache = shared / "models" / "feature_cache"
+    if cache.is_dir():
+        (work / "models" / "feature_cache").symlink_to(cache)
+    return Layout(work)
+
+
 def run_one(
     base: dict,
     root: Path,
@@ -84,13 +97,7 @@ def run_one(
     extra: dict,
 ) -> dict:
     work = root / f"{config}-{seed}"
-    (work / "data").mkdir(parents=True, exist_ok=True)
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
-    shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
-    cache = shared / "models" / "feature_cache"
-    if cache.is_dir():
-        (work / "models" / "feature_cache").symlink_to(cache)
+    layout = workspace(shared, work)
     overrides = {**NEUTRAL, **CONFIGS[config], **extra, "seed": seed}
     if epochs is not None:
         overrides["train.epochs"] = epochs
@@ -99,7 +106,6 @@ def run_one(
     raw = with_overrides(base, {k: v for k, v in overrides.items() if k != "seed"})
     raw["seed"] = seed
     params = parse_params(raw, origin=f"{config} seed {seed}")
-    layout = Layout(work)
     began = time.perf_counter()
     train_stage.run(params, layout)
     train_seconds = time.perf_counter() - began

@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import logging
-import shutil
 import sys
 import tempfile
 import time
@@ -31,12 +30,11 @@ import torch
 import yaml
 
 from ganops.config import parse_params
-from ganops.stages import Layout
 from ganops.stages import evaluate as evaluate_stage
 from ganops.stages import train as train_stage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import CONFIGS, NEUTRAL, with_overrides  # noqa: E402 - benchmarks/ is not a package
+from quality import CONFIGS, NEUTRAL, with_overrides, workspace  # noqa: E402 - benchmarks/ is not a package
 
 CURVE_CONFIGS = ["dcgan-ns", "dcgan-hinge-sn", "dcgan-wgan-gp"]
 METRICS = ["fid", "kid", "prdc", "fid_bootstrap"]
@@ -57,13 +55,7 @@ def curve(
     base: dict, shared: Path, work: Path, config: str, seed: int, epochs: list[int], max_steps: int | None
 ):
     """Train ``config`` through the epoch counts in order, yielding one scored row per point."""
-    (work / "data").mkdir(parents=True, exist_ok=True)
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    (work / "data" / "prepared").symlink_to(shared / "data" / "prepared")
-    shutil.copy(shared / "models" / "evaluator.pt", work / "models" / "evaluator.pt")
-    if (shared / "models" / "feature_cache").is_dir():
-        (work / "models" / "feature_cache").symlink_to(shared / "models" / "feature_cache")
-    layout = Layout(work)
+    layout = workspace(shared, work)
     trained_seconds = 0.0
     for count in sorted(epochs):
         overrides = {
