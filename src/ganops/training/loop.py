@@ -458,4 +458,3 @@ def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
         writer.writerow(LIVE_COLUMNS)
         for row in live_history:
             writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
-
