@@ -51,3 +51,24 @@ def test_the_quality_curve_resumes_each_point_and_draws_its_plot(tiny_idx, tmp_p
             [r["fid_domain"] for r in mine], rel=1e-5
         )
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_published_curve_is_what_dvc_plots_draws():
+    import yaml
+
+    plots = {
+        name: spec
+        for entry in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+        for name, spec in entry.items()
+    }
+    files = plots["quality_curve"]["y"]
+    assert files and all((REPO / f).is_file() for f in files)
+    points = [json.loads(line) for line in (REPO / "docs" / "quality_curve.jsonl").read_text().splitlines()]
+    for file in files:
+        with open(REPO / file) as f:
+            table = list(csv.DictReader(f))
+        config = Path(file).stem
+        measured = sorted(
+            {p["epochs"] for p in points if p["config"] == config}
+        )  # reruns: the newest line wins
+        assert [int(r["epochs"]) for r in table] == measured
