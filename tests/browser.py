@@ -57,9 +57,14 @@ def wait(driver, script: str, timeout: float = 30):
 
 
 def element_pixels(driver, element) -> np.ndarray:
-    """The element's region of a real screenshot, as gray pixels."""
+    """The element's region of a real screenshot, as gray pixels (scrolled into view first: a
+    screenshot shows the viewport only)."""
+    r = driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'nearest'}); const b = arguments[0].getBoundingClientRect();"
+        "return {x: b.left, y: b.top, width: b.width, height: b.height};",
+        element,
+    )
     shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("L")
     scale = shot.width / driver.execute_script("return window.innerWidth")
-    r = element.rect
     box = tuple(int(v * scale) for v in (r["x"], r["y"], r["x"] + r["width"], r["y"] + r["height"]))
     return np.asarray(shot.crop(box), dtype=np.float32)

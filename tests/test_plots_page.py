@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def test_dvc_plots_render_offline(tmp_path):
     (project / "reports/train/losses.csv").write_text("step,loss_d,loss_g,d_real,d_fake\n" + "\n".join(rows))
     rows = [f"{s},{50 / (1 + s / 200):.3f},{min(1.0, s / 1000):.2f}" for s in steps]
     (project / "reports/train/live.csv").write_text("step,fid_live,class_coverage\n" + "\n".join(rows))
+    shutil.copytree(
+        REPO / "docs" / "quality_curve", project / "docs" / "quality_curve"
+    )  # the published curve
     write_template([str(project / ".dvc/plots-offline.html")])
     dvc(["config", "plots.html_template", "plots-offline.html"], project)
 
@@ -45,7 +49,7 @@ def test_dvc_plots_render_offline(tmp_path):
 
     with chromium(tmp_path / "profile") as browser:
         browser.get((project / "out/index.html").as_uri())
-        wait(browser, "return document.querySelectorAll('canvas, svg.marks').length >= 4")
+        wait(browser, "return document.querySelectorAll('canvas, svg.marks').length >= 5")
         charts = browser.find_elements("css selector", "canvas, svg.marks")
         browser.save_screenshot(str(tmp_path / "plots.png"))
         for chart in charts:
