@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_helpers import free_port
+from serve_helpers import free_port, stop
 
 
 @contextlib.contextmanager
@@ -40,8 +40,4 @@ def mlflow_server(folder: Path, backend_uri: str, workers: int = 1, timeout_s: f
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=30)

@@ -44,6 +44,16 @@ def export_tiny(root: Path) -> Layout:
     return layout
 
 
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """Terminate a server process, killing it if it has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,10 +113,5 @@ def serve_process(model: str, *args: str, cwd: Path | None = None) -> Iterator[s
         wait_ready(base, process=process, log=log)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
         log.close()
