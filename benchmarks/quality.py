@@ -136,6 +136,9 @@ def main() -> None:
         "--project", default=".", help="holds data/prepared and models/evaluator.pt (dvc repro)"
     )
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from here (split runs over cores)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs of params.yaml")
     parser.add_argument(
         "--max-steps", type=int, default=None, help="cap on G steps per run (a reduced budget)"
@@ -159,7 +162,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ganops-quality-") as tmp:
         for config in args.only:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 row = run_one(base, Path(tmp), shared, config, seed, args.epochs, args.max_steps, extra)
                 row["epochs"] = args.epochs or base.get("train", {}).get("epochs")
                 row["max_steps"] = args.max_steps
