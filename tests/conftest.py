@@ -76,24 +76,6 @@ def tiny_params(data_root: Path, **overrides) -> dict:
     return params
 
 
-def train_paths(layout, data=None, **extra):
-    """What the train stage passes to train() for ``layout``, with the prepared data and the
-    evaluator read from ``data`` (another project's Layout) when given."""
-    from ganops.training.loop import TrainPaths
-
-    data = data or layout
-    return TrainPaths(
-        data.prepared,
-        layout.generator,
-        layout.checkpoints,
-        layout.samples,
-        layout.train_history,
-        evaluator=data.evaluator,
-        live=layout.train_live,
-        **extra,
-    )
-
-
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

@@ -21,9 +21,10 @@ from ganops.metrics.selfsup import augment, nt_xent, train_self_supervised
 from ganops.stages import Layout
 from ganops.stages.evaluate import run as evaluate
 from ganops.stages.evaluator import run as evaluator_stage
+from ganops.stages.train import train_paths
 from ganops.training.loop import train
 
-from conftest import fabricate_images, tiny_params, train_paths
+from conftest import fabricate_images, tiny_params
 
 CPU = torch.device("cpu")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ganops.errors import ConfigError
-from ganops.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty
+from ganops.losses import LOSSES, clip_weights, gradient_penalty, zero_centred_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator
 from ganops.models.layers import labels_for
@@ -59,6 +59,7 @@ def test_mlp_has_no_conditional_variant_and_says_which_do():
 
 
 def test_spectral_norm_bounds_every_d_layer():
+    torch.manual_seed(0)  # the power iteration's start: not whatever the tests before left behind
     D = build_discriminator(spec(spectral_norm=True))
     D.train()
     for _ in range(30):  # power iterations converge during training forward passes
@@ -129,10 +130,24 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_pulls_others_to
     assert (steep.w.grad > 0).all()  # descending shrinks the weights towards unit gradient
 
 
-def test_r1_penalty_is_the_squared_gradient_norm_on_reals():
-    real = torch.randn(5, 1, 2, 2, requires_grad=True)
+def test_zero_centred_penalty_is_the_squared_gradient_norm_at_its_images():
+    images = torch.randn(5, 1, 2, 2, requires_grad=True)
     D = Linear(3.0)
-    assert abs(r1_penalty(D(real), real).item() - 36.0) < 1e-4  # ||w||^2 = 4 * 9
+    assert abs(zero_centred_penalty(D(images), images).item() - 36.0) < 1e-4  # ||w||^2 = 4 * 9
+
+
+def test_relativistic_loss_compares_each_fake_with_its_paired_real():
+    loss = LOSSES.get("relativistic")
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 2.0])
+    softplus = torch.nn.functional.softplus
+    # D: softplus(fake - real) per pair; G: softplus(real - fake) per pair, both averaged
+    assert torch.isclose(
+        loss.d(real, fake, 0.0), (softplus(torch.tensor(-2.0)) + softplus(torch.tensor(2.0))) / 2
+    )
+    assert torch.isclose(loss.g(fake, real), loss.d(real, fake, 0.0))  # symmetric on this pair
+    shifted = loss.d(real + 5, fake + 5, 0.0)  # only differences count: a shared offset changes nothing
+    assert torch.isclose(shifted, loss.d(real, fake, 0.0))
+    assert loss.relativistic and not LOSSES.get("non_saturating").relativistic
 
 
 def test_augmentations_are_replayable_from_their_generator():
@@ -182,6 +197,6 @@ def test_params_reject_a_conditional_mlp_and_smoothing_with_hinge():
 
 def test_unknown_arch_and_loss_list_every_valid_name():
     assert "dcgan, mlp, resnet" in config_error({"model": {"arch": "stylegan9"}})
-    assert "hinge, least_squares, minimax, non_saturating, wgan, wgan_gp" in config_error(
+    assert "hinge, least_squares, minimax, non_saturating, relativistic, wgan, wgan_gp" in config_error(
         {"train": {"loss": "x"}}
     )

@@ -14,10 +14,11 @@ from ganops.models.io import load_generator
 from ganops.stages import Layout
 from ganops.stages.evaluator import run as train_evaluator
 from ganops.stages.prepare import run as prepare
+from ganops.stages.train import train_paths
 from ganops.training import loop
 from ganops.training.loop import train
 
-from conftest import tiny_params, train_paths
+from conftest import tiny_params
 
 EVERYTHING = {
     "model.conditional": True,
@@ -26,6 +27,7 @@ EVERYTHING = {
     "train.loss": "wgan_gp",
     "train.n_critic": 2,
     "train.r1_gamma": 1.0,
+    "train.r2_gamma": 1.0,
     "train.lr_g": 1e-4,
     "train.lr_d": 4e-4,
     "train.augment": ["hflip", "color", "translation", "cutout"],

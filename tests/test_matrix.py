@@ -33,10 +33,11 @@ from ganops.stages import export as export_stage
 from ganops.stages import prepare as prepare_stage
 from ganops.stages import register as register_stage
 from ganops.stages import train as train_stage
+from ganops.stages.train import train_paths
 from ganops.training.loop import train
 from serve_helpers import uvicorn_thread
 
-from conftest import tiny_params, train_paths
+from conftest import tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -280,11 +281,12 @@ def test_every_loss_trains_a_few_steps(loss, datasets, baseline, tiny_idx, tmp_p
     "option",
     [
         {"train.r1_gamma": 1.0},
+        {"train.r2_gamma": 1.0},
         {"model.spectral_norm": True},
         {"train.augment": ["hflip", "color", "translation", "cutout"]},
         {"train.ema_decay": 0.0},
     ],
-    ids=["r1_gamma", "spectral_norm", "augment", "ema"],
+    ids=["r1_gamma", "r2_gamma", "spectral_norm", "augment", "ema"],
 )
 def test_every_regularizer_trains_a_few_steps_and_changes_the_result(
     option, datasets, baseline, tiny_idx, tmp_path

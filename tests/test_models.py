@@ -47,5 +47,6 @@ def test_each_loss_moves_d_and_g_the_right_way(name):
     loss.d(real, fake).backward()
     assert (real.grad < 0).all() and (fake.grad > 0).all()
     fake_for_g = torch.full((16,), 0.5, requires_grad=True)
-    loss.g(fake_for_g).backward()
+    paired_real = torch.full((16,), 0.5) if loss.relativistic else None
+    loss.g(fake_for_g, paired_real).backward()
     assert (fake_for_g.grad < 0).all()

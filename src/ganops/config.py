@@ -164,7 +164,10 @@ class TrainParams(Section):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     clip_value: float = Field(0.01, gt=0)  # WGAN weight clipping range
     gp_weight: float = Field(10.0, ge=0)  # WGAN-GP penalty weight
-    r1_gamma: float = Field(0.0, ge=0)  # R1 penalty weight on real images (0: off); any loss
+    # Zero-centred gradient penalties, any loss (0: off): R1 on real images, R2 on generated ones.
+    # relativistic + both is the R3GAN recipe (Huang et al., 2024).
+    r1_gamma: float = Field(0.0, ge=0)
+    r2_gamma: float = Field(0.0, ge=0)
     # Train-time augmentation: hflip (real images) and DiffAugment's color, translation, cutout
     # (applied to real and fake images alike, differentiably; Zhao et al., 2020).
     augment: list[Literal["hflip", "color", "translation", "cutout"]] = []

@@ -1,11 +1,12 @@
 """Adversarial losses and D regularizers, looked up by name (``train.loss``).
 
 Each loss takes discriminator logits. ``d(real, fake, smoothing)`` is minimized by D on
-(real, fake) logits, ``g(fake)`` by G on the logits of its own samples. ``smoothing`` is
-one-sided label smoothing (the real target becomes 1 - smoothing); only the cross-entropy
-losses accept it. WGAN needs D's weights clipped after each step (``weight_clip``); WGAN-GP
-adds the gradient penalty (``gradient_penalty``). The R1 penalty (``train.r1_gamma``) can be
-added to any loss.
+(real, fake) logits, ``g(fake, real)`` by G on the logits of its own samples; ``real`` (D's logits
+on a real batch) is passed only to a ``relativistic`` loss, which compares each fake with a real
+image, and is None otherwise. ``smoothing`` is one-sided label smoothing (the real target becomes
+1 - smoothing); only the cross-entropy losses accept it. WGAN needs D's weights clipped after each
+step (``weight_clip``); WGAN-GP adds the gradient penalty (``gradient_penalty``). The zero-centred
+R1 (reals, ``train.r1_gamma``) and R2 (fakes, ``train.r2_gamma``) penalties can be added to any loss.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from ganops.plugins import Registry
 @dataclass(frozen=True)
 class AdversarialLoss:
     d: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    g: Callable[[torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
     smoothable: bool = False  # accepts one-sided label smoothing
     weight_clip: bool = False  # clip D's weights to +-train.clip_value after each D step
     gradient_penalty: bool = False  # add train.gp_weight * (||grad D(x_hat)|| - 1)^2
+    relativistic: bool = False  # g needs D's logits on a real batch, paired with the fakes
 
 
 LOSSES: Registry[AdversarialLoss] = Registry("loss")
@@ -41,25 +43,25 @@ def _wasserstein_d(real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.
     return fake.mean() - real.mean()
 
 
-def _wasserstein_g(fake: torch.Tensor) -> torch.Tensor:
+def _wasserstein_g(fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
     return -fake.mean()
 
 
 # Non-saturating (Goodfellow et al., 2014, sec. 3): G maximizes log D(G(z)).
 LOSSES.register("non_saturating")(
-    AdversarialLoss(d=_bce_d, g=lambda fake: F.softplus(-fake).mean(), smoothable=True)
+    AdversarialLoss(d=_bce_d, g=lambda fake, real=None: F.softplus(-fake).mean(), smoothable=True)
 )
 
 # Minimax (saturating): G minimizes log(1 - D(G(z))); weak gradients early, kept for comparison.
 LOSSES.register("minimax")(
-    AdversarialLoss(d=_bce_d, g=lambda fake: -F.softplus(fake).mean(), smoothable=True)
+    AdversarialLoss(d=_bce_d, g=lambda fake, real=None: -F.softplus(fake).mean(), smoothable=True)
 )
 
 # Hinge (Lim & Ye, 2017; used by SNGAN and BigGAN).
 LOSSES.register("hinge")(
     AdversarialLoss(
         d=lambda real, fake, smoothing=0.0: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
-        g=lambda fake: -fake.mean(),
+        g=lambda fake, real=None: -fake.mean(),
     )
 )
 
@@ -67,7 +69,17 @@ LOSSES.register("hinge")(
 LOSSES.register("least_squares")(
     AdversarialLoss(
         d=lambda real, fake, smoothing=0.0: 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean()),
-        g=lambda fake: 0.5 * (fake - 1).pow(2).mean(),
+        g=lambda fake, real=None: 0.5 * (fake - 1).pow(2).mean(),
+    )
+)
+
+# Relativistic pairing GAN (Jolicoeur-Martineau, 2019), the loss of R3GAN (Huang et al., 2024, with
+# train.r1_gamma and train.r2_gamma): D raises each real logit above its paired fake's, G the reverse.
+LOSSES.register("relativistic")(
+    AdversarialLoss(
+        d=lambda real, fake, smoothing=0.0: F.softplus(fake - real).mean(),
+        g=lambda fake, real: F.softplus(real - fake).mean(),
+        relativistic=True,
     )
 )
 
@@ -95,9 +107,10 @@ def gradient_penalty(
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def r1_penalty(logits_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """R1 (Mescheder et al., 2018): E[||grad_x D(x)||^2] on real images (``real`` must require grad)."""
-    (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+def zero_centred_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """E[||grad_x D(x)||^2] at ``images`` (which must require grad): R1 (Mescheder et al., 2018) on
+    real images, R2 on generated ones."""
+    (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from pathlib import Path
 
 from ganops.config import Params
 from ganops.files import write_json
@@ -15,18 +16,24 @@ from ganops.training.loop import TrainPaths, TrainResult, train
 log = logging.getLogger(__name__)
 
 
-def run(params: Params, layout: Layout, **_) -> dict:
-    paths = TrainPaths(
-        layout.prepared,
+def train_paths(layout: Layout, data: Layout | None = None, feature_cache: Path | None = None) -> TrainPaths:
+    """Where training reads and writes in ``layout``; the prepared data, the evaluator and the
+    real-feature cache come from ``data`` (another project, as in the benchmarks and tests) if given."""
+    data = data or layout
+    return TrainPaths(
+        data.prepared,
         layout.generator,
         layout.checkpoints,
         layout.samples,
         layout.train_history,
-        evaluator=layout.evaluator,
+        evaluator=data.evaluator,
         live=layout.train_live,
-        feature_cache=cache_folder(layout.root),
+        feature_cache=feature_cache or cache_folder(data.root),
     )
-    result = asdict(train(params, paths))
+
+
+def run(params: Params, layout: Layout, **_) -> dict:
+    result = asdict(train(params, train_paths(layout)))
     if not distributed.is_main():  # under torchrun, rank 0 writes the report
         return result
     timings = {key: result.pop(key) for key in TrainResult.TIMING_FIELDS}

@@ -30,7 +30,7 @@ from ganops.data.prepared import dataset_fingerprint, load_split
 from ganops.environment import library_versions
 from ganops.errors import ConfigError, DataError, TrainingError
 from ganops.files import atomic_path
-from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalty, r1_penalty
+from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalty, zero_centred_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.models.layers import labels_for
@@ -206,19 +206,24 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
                 real.requires_grad_(tp.r1_gamma > 0)
                 with _autocast(device, tp.mixed_precision):
                     fake = G_step(z, y_fake)
+                    fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # D's input, R2's point
                     logits_real = D_step(_augment(real, tp, rng), y_real).float()
-                    logits_fake = D_step(_augment(fake.detach(), tp, rng), y_fake).float()
+                    logits_fake = D_step(_augment(fake_in, tp, rng), y_fake).float()
                     loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
-                    loss_d = loss_d + _penalty(tp, loss, D_step, real, fake, logits_real, y_real, rng)
+                    loss_d = loss_d + _penalty(
+                        tp, loss, D_step, (real, logits_real), (fake_in, logits_fake), y_real, rng
+                    )
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
                 if loss.weight_clip:
                     clip_weights(D, tp.clip_value)
 
-            # 2. G learns to fool the freshly updated D (on the last critic step's fakes).
+            # 2. G learns to fool the freshly updated D (on the last critic step's fakes; a
+            #    relativistic loss pairs them with the freshly updated D's logits on that step's reals).
             with fast.frozen(D, enabled=world.size == 1), _autocast(device, tp.mixed_precision):
-                loss_g = loss.g(D_step(_augment(fake, tp, rng), y_fake).float())
+                paired = _paired_real_logits(loss, D_step, real, y_real, tp, rng)
+                loss_g = loss.g(D_step(_augment(fake, tp, rng), y_fake).float(), paired)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -325,7 +330,7 @@ def _arch_spec(params: Params, split) -> ArchSpec:
 
 
 def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
-    return tp.r1_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
+    return tp.r1_gamma > 0 or tp.r2_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -341,19 +346,37 @@ def _penalty(
     tp: TrainParams,
     loss: AdversarialLoss,
     D: torch.nn.Module,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    logits_real: torch.Tensor,
+    real: tuple[torch.Tensor, torch.Tensor],
+    fake: tuple[torch.Tensor, torch.Tensor],
     y_real: torch.Tensor | None,
     rng: torch.Generator,
 ) -> torch.Tensor | float:
-    """D's regularizers: WGAN-GP's gradient penalty and/or R1 on real images."""
+    """D's regularizers on (images, logits) of reals and fakes: WGAN-GP's gradient penalty, R1 on
+    the reals, R2 on the fakes (each only when its weight is above zero)."""
     total: torch.Tensor | float = 0.0
     if loss.gradient_penalty and tp.gp_weight > 0:
-        total = total + tp.gp_weight * gradient_penalty(D, real, fake, y_real, rng)
+        total = total + tp.gp_weight * gradient_penalty(D, real[0], fake[0], y_real, rng)
     if tp.r1_gamma > 0:
-        total = total + 0.5 * tp.r1_gamma * r1_penalty(logits_real, real)
+        total = total + 0.5 * tp.r1_gamma * zero_centred_penalty(real[1], real[0])
+    if tp.r2_gamma > 0:
+        total = total + 0.5 * tp.r2_gamma * zero_centred_penalty(fake[1], fake[0])
     return total
+
+
+def _paired_real_logits(
+    loss: AdversarialLoss,
+    D: torch.nn.Module,
+    real: torch.Tensor,
+    y_real: torch.Tensor | None,
+    tp: TrainParams,
+    rng: torch.Generator,
+) -> torch.Tensor | None:
+    """D's logits on the reals that a relativistic G loss compares its fakes with (no gradient:
+    G's gradient flows through the fakes only); None for the other losses, at no cost."""
+    if not loss.relativistic:
+        return None
+    with torch.no_grad():
+        return D(_augment(real.detach(), tp, rng), y_real).float()
 
 
 def _mean_d(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> list[float]:
