@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def train_paths(layout: Layout, data: Layout | None = None, feature_cache: Path | None = None) -> TrainPaths:
-    """Where training reads and writes in ``layout``; the prepared data, the evaluator and the
-    real-feature cache come from ``data`` (another project, as in the benchmarks and tests) if given."""
+    """Where training reads and writes in ``layout``. The prepared data, the evaluator and the
+    real-feature cache come from ``data`` when given: tests train many runs on one shared project."""
     data = data or layout
     return TrainPaths(
         data.prepared,
