@@ -138,15 +138,16 @@ def test_zero_centred_penalty_is_the_squared_gradient_norm_at_its_images():
 
 def test_relativistic_loss_compares_each_fake_with_its_paired_real():
     loss = LOSSES.get("relativistic")
-    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 2.0])
+    real, fake = torch.tensor([2.0, 1.0]), torch.tensor([0.0, 0.0])
     softplus = torch.nn.functional.softplus
-    # D: softplus(fake - real) per pair; G: softplus(real - fake) per pair, both averaged
+    # D: softplus(fake - real) per pair, G: softplus(real - fake) per pair, each averaged
     assert torch.isclose(
-        loss.d(real, fake, 0.0), (softplus(torch.tensor(-2.0)) + softplus(torch.tensor(2.0))) / 2
+        loss.d(real, fake, 0.0), (softplus(torch.tensor(-2.0)) + softplus(torch.tensor(-1.0))) / 2
     )
-    assert torch.isclose(loss.g(fake, real), loss.d(real, fake, 0.0))  # symmetric on this pair
-    shifted = loss.d(real + 5, fake + 5, 0.0)  # only differences count: a shared offset changes nothing
-    assert torch.isclose(shifted, loss.d(real, fake, 0.0))
+    assert torch.isclose(loss.g(fake, real), (softplus(torch.tensor(2.0)) + softplus(torch.tensor(1.0))) / 2)
+    assert torch.isclose(loss.d(real + 5, fake + 5, 0.0), loss.d(real, fake, 0.0))  # only differences count
+    paired = torch.tensor([0.0, 1.0])  # the same fakes in another order: same means, other pairs
+    assert not torch.isclose(loss.d(real, paired, 0.0), loss.d(real, paired.flip(0), 0.0))
     assert loss.relativistic and not LOSSES.get("non_saturating").relativistic
 
 
