@@ -49,7 +49,14 @@ def exported(model: Path | None, params_path: Path, root: Path) -> Layout:
         G, spec = load_generator(model)
     else:
         m = params.model
-        spec = ArchSpec(m.arch, m.latent_dim, params.data.image_size, 1, m.g_width, m.d_width)
+        spec = ArchSpec(
+            arch=m.arch,
+            latent_dim=m.latent_dim,
+            image_size=params.data.image_size,
+            channels=1,
+            g_width=m.g_width,
+            d_width=m.d_width,
+        )
         torch.manual_seed(0)
         G = build_generator(spec).eval()
         print(f"no generator given: exporting untrained {spec.arch} from {params_path}", flush=True)

@@ -33,7 +33,7 @@ from ganops.stages.register import run as register
 
 
 def exported_project(root: Path) -> Layout:
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(root)
     save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="bench")
     export(parse_params({}), layout)

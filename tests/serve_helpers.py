@@ -22,7 +22,7 @@ from ganops.models.io import save_generator
 from ganops.stages import Layout
 from ganops.stages.export import run as export
 
-SPEC = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8)
+SPEC = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8)
 
 
 def export_tiny(root: Path) -> Layout:

@@ -17,7 +17,7 @@ from ganops.stages.export import run as export
 
 @pytest.fixture()
 def layout(tmp_path):
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8)
     torch.manual_seed(0)
     G = build_generator(spec)
     G.train()

@@ -14,7 +14,9 @@ SIZES = [16, 32, 64, 128, 256]
 
 
 def spec(arch="dcgan", size=32, channels=1, **extra):
-    return ArchSpec(arch, latent_dim=8, image_size=size, channels=channels, g_width=4, d_width=4, **extra)
+    return ArchSpec(
+        arch=arch, latent_dim=8, image_size=size, channels=channels, g_width=4, d_width=4, **extra
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -9,7 +9,7 @@ from ganops.models import ArchSpec, build_discriminator, build_generator
 @pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_dcgan_shapes_for_every_supported_size(size, channels):
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=size, channels=channels, g_width=4, d_width=4)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=size, channels=channels, g_width=4, d_width=4)
     G, D = build_generator(spec), build_discriminator(spec)
     images = G(torch.randn(3, 8))
     assert images.shape == (3, channels, size, size)
@@ -18,20 +18,20 @@ def test_dcgan_shapes_for_every_supported_size(size, channels):
 
 
 def test_mlp_shapes():
-    spec = ArchSpec("mlp", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
+    spec = ArchSpec(arch="mlp", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     G, D = build_generator(spec), build_discriminator(spec)
     assert G(torch.randn(3, 8)).shape == (3, 1, 16, 16)
     assert D(torch.zeros(3, 1, 16, 16)).shape == (3,)
 
 
 def test_unsupported_size_names_the_sizes_that_work():
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=48, channels=1, g_width=4, d_width=4)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=48, channels=1, g_width=4, d_width=4)
     with pytest.raises(ConfigError, match="cannot build 48x48 images; it supports 16, 32, 64, 128, 256"):
         build_generator(spec)
 
 
 def test_dcgan_init_follows_the_paper():
-    spec = ArchSpec("dcgan", latent_dim=64, image_size=32, channels=1, g_width=32, d_width=32)
+    spec = ArchSpec(arch="dcgan", latent_dim=64, image_size=32, channels=1, g_width=32, d_width=32)
     conv = build_generator(spec).net[0].weight
     assert abs(conv.mean().item()) < 0.002 and abs(conv.std().item() - 0.02) < 0.002
 

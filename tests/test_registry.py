@@ -66,7 +66,7 @@ def test_candidate_survives_a_round_trip_through_tags():
 @pytest.fixture()
 def exported(tmp_path):
     """A project folder with everything register reads: ONNX + sidecar, metrics, a grid, a loss history."""
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(tmp_path)
     save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="test")
     export(parse_params({}), layout)

@@ -116,7 +116,7 @@ def server(postgres, tmp_path_factory):
 
 def exported_project(folder: Path, fid: float, experiment: str) -> Layout:
     """A project folder with what `ganops register` reads: its own generator, ONNX and metrics."""
-    spec = ArchSpec("dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
     layout = Layout(folder)
     save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="test")
     export(parse_params({}), layout)

@@ -22,7 +22,7 @@ from ganops.errors import ConfigError
 from ganops.plugins import Registry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchSpec:
     arch: str
     latent_dim: int

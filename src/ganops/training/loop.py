@@ -317,15 +317,15 @@ def _arch_spec(params: Params, split) -> ArchSpec:
             )
         num_classes = int(split.labels.max()) + 1
     return ArchSpec(
-        m.arch,
-        m.latent_dim,
-        split.images.shape[-1],
-        split.images.shape[1],
-        m.g_width,
-        m.d_width,
-        num_classes,
-        m.spectral_norm,
-        m.d_dropout,
+        arch=m.arch,
+        latent_dim=m.latent_dim,
+        image_size=split.images.shape[-1],
+        channels=split.images.shape[1],
+        g_width=m.g_width,
+        d_width=m.d_width,
+        num_classes=num_classes,
+        spectral_norm=m.spectral_norm,
+        d_dropout=m.d_dropout,
     )
 
 
