@@ -10,7 +10,7 @@ from ganops.models.io import load_generator
 from ganops.models.layers import labels_for
 from ganops.training.augment import diff_augment, hflip
 
-SIZES = [16, 32, 64, 128, 256]
+SIZES = [16, 28, 32, 50, 64, 128, 256]
 
 
 def spec(arch="dcgan", size=32, channels=1, **extra):
@@ -30,7 +30,7 @@ def test_resnet_shapes_for_every_supported_size(size, channels):
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
-@pytest.mark.parametrize("size", [16, 32, 64])
+@pytest.mark.parametrize("size", [16, 28, 64])
 def test_conditional_variants_take_labels_and_sample_without_them(arch, size):
     s = spec(arch, size, num_classes=5, spectral_norm=True, d_dropout=0.2)
     G, D = build_generator(s), build_discriminator(s)

@@ -54,19 +54,19 @@ class Architecture(Protocol):
 ARCHITECTURES: Registry[type[Architecture]] = Registry("architecture")
 
 
-class PowerOfTwoArchitecture:
-    """A convolutional G/D pair for any power-of-two size from 16 to 256, with a conditional variant."""
+class ConvArchitecture:
+    """A convolutional G/D pair for any size from 16 to 256 (layers.size_ladder), with a conditional variant."""
 
-    SIZES = (16, 32, 64, 128, 256)
+    SMALLEST, LARGEST = 16, 256
     conditional = True
     generator_class: type[nn.Module]
     discriminator_class: type[nn.Module]
 
     def supports(self, image_size: int) -> bool:
-        return image_size in self.SIZES
+        return self.SMALLEST <= image_size <= self.LARGEST
 
     def sizes(self) -> str:
-        return ", ".join(map(str, self.SIZES))
+        return f"{self.SMALLEST} to {self.LARGEST}"
 
     def generator(self, spec: ArchSpec) -> nn.Module:
         return self.generator_class(spec)

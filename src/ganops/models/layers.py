@@ -1,4 +1,4 @@
-"""Pieces shared by the architectures: spectral norm, class conditioning, label sampling."""
+"""Pieces shared by the architectures: feature-map sizes, spectral norm, class conditioning, label sampling."""
 
 from __future__ import annotations
 
@@ -6,6 +6,31 @@ import math
 
 import torch
 from torch import nn
+
+
+def size_ladder(image_size: int) -> list[int]:
+    """Feature-map sizes from G's first block to the image, each one twice the last or one less.
+
+    Halving the image size (rounding up) until it is at most 7 gives the first block: 32 -> [4, 8,
+    16, 32] as in DCGAN, 28 -> [7, 14, 28] (Fashion-MNIST at its own size), 48 -> [6, 12, 24, 48],
+    50 -> [7, 13, 25, 50]. D walks the same ladder down.
+    """
+    sizes = [image_size]
+    while sizes[-1] > 7:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return sizes[::-1]
+
+
+def upsample_2x(cin: int, cout: int, target: int) -> nn.ConvTranspose2d:
+    """A 4x4 stride-2 transposed conv from s to ``target`` = 2s (padding 1) or 2s - 1 (padding 2,
+    output_padding 1: the same kernel with one row and column fewer)."""
+    odd = target % 2
+    return nn.ConvTranspose2d(cin, cout, 4, 2, 1 + odd, output_padding=odd, bias=False)
+
+
+def downsample_2x(cin: int, cout: int, source: int, bias: bool) -> nn.Conv2d:
+    """A 4x4 stride-2 conv from ``source`` = 2s (padding 1) or 2s - 1 (padding 2) to s."""
+    return nn.Conv2d(cin, cout, 4, 2, 1 + source % 2, bias=bias)
 
 
 def sn(module: nn.Module, enabled: bool) -> nn.Module:

@@ -4,32 +4,32 @@ G: linear z -> (4w) x 4 x 4, then one up-block per doubling (BN-ReLU-up-conv3-BN
 1x1 shortcut), then BN-ReLU-conv3-tanh. D: an "optimized" first down-block, down-blocks
 (ReLU-conv3-ReLU-conv3-avgpool, 1x1 shortcut), ReLU, global sum pooling, linear (+ projection).
 Widths halve in G and double in D like DCGAN, so the CPU cost stays in DCGAN's range. Shapes are
-written for 32x32 images and width w; sizes 16 to 256 add or drop blocks.
+written for 32x32 images and width w; sizes 16 to 256 add or drop blocks and walk ``size_ladder``
+(28x28: 7 -> 14 -> 28), odd sizes by nearest upsampling to the size and ceil-mode pooling.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganops.models import ARCHITECTURES, ArchSpec, PowerOfTwoArchitecture
-from ganops.models.layers import ConditionalInput, ProjectionHead, sn
+from ganops.models import ARCHITECTURES, ArchSpec, ConvArchitecture
+from ganops.models.layers import ConditionalInput, ProjectionHead, size_ladder, sn
 
 
 class UpBlock(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, size: int) -> None:
         super().__init__()
+        self.size = size  # 2s, or 2s - 1 on an odd step of the ladder
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, 1, 1)
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x 2s x 2s
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x size x size
+        h = F.interpolate(F.relu(self.bn1(x)), size=self.size, mode="nearest")
         h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return h + self.skip(F.interpolate(x, size=self.size, mode="nearest"))
 
 
 class DownBlock(nn.Module):
@@ -40,30 +40,31 @@ class DownBlock(nn.Module):
         self.conv2 = sn(nn.Conv2d(cout, cout, 3, 1, 1), spectral)
         self.skip = sn(nn.Conv2d(cin, cout, 1), spectral)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x s/2 x s/2
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # cin x s x s -> cout x ceil(s/2) x ceil(s/2)
         h = x if self.first else F.relu(x)
-        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
-        shortcut = self.skip(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.skip(x), 2)
+        h = _halve(self.conv2(F.relu(self.conv1(h))))
+        shortcut = self.skip(_halve(x)) if self.first else _halve(self.skip(x))
         return h + shortcut
 
 
-def _doublings(image_size: int) -> int:
-    return int(math.log2(image_size)) - 2
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling; an odd last row/column is averaged on its own (ceil mode, no padding)."""
+    return F.avg_pool2d(x, 2, ceil_mode=True)
 
 
 class Generator(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        n = _doublings(spec.image_size)
-        width = spec.g_width * 2 ** (n - 1)
+        ladder = size_ladder(spec.image_size)  # [4, 8, 16, 32]
+        width = spec.g_width * 2 ** (len(ladder) - 2)
         self.cond = ConditionalInput(spec.num_classes, spec.latent_dim) if spec.conditional else None
         z_dim = spec.latent_dim * (2 if spec.conditional else 1)
-        self.latent_dim, self.width0 = spec.latent_dim, width
-        self.fc = nn.Linear(z_dim, width * 16)  # z -> (4w) x 4 x 4
+        self.latent_dim, self.width0, self.size0 = spec.latent_dim, width, ladder[0]
+        self.fc = nn.Linear(z_dim, width * ladder[0] ** 2)  # z -> (4w) x 4 x 4
         blocks = []
-        for _ in range(n):
+        for size in ladder[1:]:
             # (4w) x 4 x 4 -> (2w) x 8 x 8 -> (w) x 16 x 16 -> (w/2) x 32 x 32
-            blocks.append(UpBlock(width, max(width // 2, 1)))
+            blocks.append(UpBlock(width, max(width // 2, 1), size))
             width = max(width // 2, 1)
         self.blocks = nn.Sequential(*blocks)
         # (w/2) x 32 x 32 -> channels x 32 x 32, in [-1, 1]
@@ -73,14 +74,14 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = z if self.cond is None else self.cond(z, y)  # (N, z_dim)
-        h = self.fc(h).view(z.shape[0], self.width0, 4, 4)
+        h = self.fc(h).view(z.shape[0], self.width0, self.size0, self.size0)
         return self.out(self.blocks(h))
 
 
 class Discriminator(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        n = _doublings(spec.image_size)
+        n = len(size_ladder(spec.image_size)) - 1  # halvings down to the first block's size
         width, blocks = spec.d_width, []
         cin = spec.channels
         for i in range(n):
@@ -102,5 +103,5 @@ class Discriminator(nn.Module):
 
 
 @ARCHITECTURES.register("resnet")
-class ResNet(PowerOfTwoArchitecture):
+class ResNet(ConvArchitecture):
     generator_class, discriminator_class = Generator, Discriminator
