@@ -99,3 +99,42 @@ def test_repository_params_file_spells_out_every_key():
 
     written = set(keys(yaml.safe_load((REPO / "params.yaml").read_text())))
     assert set(keys(load_params(REPO / "params.yaml").model_dump())) - written == set()
+
+
+def test_the_catalog_lists_exactly_the_registered_names_and_traits():
+    from ganops import catalog
+    from ganops.data.sources import SOURCES
+    from ganops.losses import LOSSES
+    from ganops.metrics import METRICS
+    from ganops.models import ARCHITECTURES, conditional_architectures
+
+    for kind, registry in (
+        (catalog.SOURCES, SOURCES),
+        (catalog.ARCHITECTURES, ARCHITECTURES),
+        (catalog.LOSSES, LOSSES),
+        (catalog.METRICS, METRICS),
+    ):
+        assert registry.names() == sorted(kind.names), kind.label
+    assert conditional_architectures() == sorted(catalog.CONDITIONAL_ARCHITECTURES)
+    assert sorted(n for n in LOSSES.names() if LOSSES.get(n).smoothable) == sorted(catalog.SMOOTHABLE_LOSSES)
+
+
+def test_a_registry_refuses_a_name_the_catalog_does_not_declare():
+    from ganops.losses import LOSSES
+
+    with pytest.raises(ValueError, match="not declared in ganops.catalog"):
+        LOSSES.register("my_new_loss")
+
+
+def test_validate_checks_every_name_without_importing_torch(tmp_path):
+    """validate runs on every `dvc repro`; torch's import alone costs more than the rest of it."""
+    import shutil
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ganops.stages import run_stage; run_stage('validate', 'params.yaml'); "
+        "assert 'torch' not in sys.modules, 'validate imported torch'"
+    )
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=60)

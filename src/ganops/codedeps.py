@@ -4,9 +4,8 @@ One answer serves three readers that must agree: the code deps that ``dvc.yaml``
 stage (a test fails when they drift), the training fingerprint (a code change must not resume old
 weights) and the key of cached real-data features. Imports are read from the syntax tree, lazy
 ones inside functions included, and importing ``a.b.c`` also runs ``a/__init__.py`` and
-``a/b/__init__.py``, so those count too. An import marked ``# codedeps: names only`` is left out:
-the params schema imports the registries only to list valid names in its errors, and a new model
-must not rerun ``prepare``.
+``a/b/__init__.py``, so those count too. ``ganops.catalog`` (the valid plugin names, which the
+params schema checks) is left out: a new model must not rerun ``prepare``.
 
     python -m ganops.codedeps            print each stage's code deps as dvc.yaml should list them
     python -m ganops.codedeps --check    exit 1 when dvc.yaml's code deps differ from that
@@ -28,7 +27,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The command line only dispatches to a stage (argument parsing, logging set-up): it cannot change
 # a stage's result, so a new CLI command must not rerun the pipeline.
 DISPATCH_ONLY = {"ganops.cli", "ganops.clitools", "ganops.__main__"}
-NAMES_ONLY = "codedeps: names only"
+# The catalog lists the valid plugin names and nothing else: a name added there cannot change a
+# stage's result (the implementation that registers it is a dep).
+NAMES_ONLY_MODULES = {"ganops.catalog"}
 
 
 def module_file(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
@@ -44,12 +45,9 @@ def module_file(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
 def _imported_names(path: Path, module: str) -> set[str]:
     """Every ``ganops.*`` name imported anywhere in ``path`` (modules, or names inside modules)."""
     source = path.read_text()
-    lines = source.splitlines()
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(ast.parse(source, filename=str(path))):
-        if isinstance(node, ast.Import | ast.ImportFrom) and NAMES_ONLY in lines[node.lineno - 1]:
-            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -77,7 +75,7 @@ def closure(entry: str, package_dir: Path = PACKAGE_DIR) -> tuple[Path, ...]:
     while pending:
         name = pending.pop()
         for module in _with_parents(name):
-            if module in seen or module in DISPATCH_ONLY:
+            if module in seen or module in DISPATCH_ONLY | NAMES_ONLY_MODULES:
                 continue
             path = module_file(module, package_dir)
             if path is None:  # a name defined inside a module, not a module itself

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from ganops import catalog
 from ganops.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -81,9 +82,7 @@ class DataParams(Section):
     @field_validator("source")
     @classmethod
     def _known_source(cls, name: str) -> str:
-        from ganops.data.sources import SOURCES  # codedeps: names only
-
-        return _one_of(SOURCES.names(), name)
+        return _one_of(catalog.SOURCES.names, name)
 
 
 class EvaluatorParams(Section):
@@ -119,20 +118,16 @@ class ModelParams(Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, name: str) -> str:
-        from ganops.models import ARCHITECTURES  # codedeps: names only
-
-        return _one_of(ARCHITECTURES.names(), name)
+        return _one_of(catalog.ARCHITECTURES.names, name)
 
     @field_validator("conditional")
     @classmethod
     def _conditional_exists(cls, conditional: bool, info: ValidationInfo) -> bool:
-        from ganops.models import conditional_architectures  # codedeps: names only
-
         arch = info.data.get("arch")
-        if conditional and arch is not None and arch not in conditional_architectures():
+        if conditional and arch is not None and arch not in catalog.CONDITIONAL_ARCHITECTURES:
             raise ValueError(
                 f"{arch} has no class-conditional variant; use one of "
-                f"{', '.join(conditional_architectures())} or set model.conditional to false"
+                f"{', '.join(catalog.CONDITIONAL_ARCHITECTURES)} or set model.conditional to false"
             )
         return conditional
 
@@ -204,20 +199,16 @@ class TrainParams(Section):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, name: str) -> str:
-        from ganops.losses import LOSSES  # codedeps: names only
-
-        return _one_of(LOSSES.names(), name)
+        return _one_of(catalog.LOSSES.names, name)
 
     @field_validator("label_smoothing")
     @classmethod
     def _smoothing_fits_loss(cls, smoothing: float, info: ValidationInfo) -> float:
-        from ganops.losses import LOSSES  # codedeps: names only
-
         loss = info.data.get("loss")
-        if smoothing > 0 and loss is not None and not LOSSES.get(loss).smoothable:
-            smoothable = [n for n in LOSSES.names() if LOSSES.get(n).smoothable]
+        if smoothing > 0 and loss is not None and loss not in catalog.SMOOTHABLE_LOSSES:
             raise ValueError(
-                f"applies to the cross-entropy losses ({', '.join(smoothable)}), not {loss}; set it to 0"
+                f"applies to the cross-entropy losses ({', '.join(catalog.SMOOTHABLE_LOSSES)}), "
+                f"not {loss}; set it to 0"
             )
         return smoothing
 
@@ -241,10 +232,8 @@ class EvaluateParams(Section):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, names: list[str]) -> list[str]:
-        from ganops.metrics import METRICS  # codedeps: names only
-
         for name in names:
-            _one_of(METRICS.names(), name)
+            _one_of(catalog.METRICS.names, name)
         return names
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ganops import catalog
 from ganops.plugins import Registry
 
 
@@ -30,7 +31,7 @@ class AdversarialLoss:
     relativistic: bool = False  # g needs D's logits on a real batch, paired with the fakes
 
 
-LOSSES: Registry[AdversarialLoss] = Registry("loss")
+LOSSES: Registry[AdversarialLoss] = Registry(catalog.LOSSES)
 
 
 def _bce_d(real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:

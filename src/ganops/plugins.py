@@ -1,7 +1,8 @@
-"""Named registries for pluggable parts (data sources, architectures, losses).
+"""Named registries for pluggable parts (data sources, architectures, losses, metrics).
 
-One dict per kind, filled by a decorator, so the params validator can list the valid names
-in its error messages (the pattern of stylegan2-ada's metric registry).
+One dict per kind, filled by a decorator (the pattern of stylegan2-ada's metric registry). The
+valid names of each kind are declared in ``ganops.catalog``, which the params validator reads
+without importing the implementations (and torch); a registry refuses an undeclared name.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ganops.catalog import Kind
 from ganops.errors import ConfigError
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind.label
+        self._declared = kind.names
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        if name not in self._declared:
+            raise ValueError(f"{self.kind} {name!r} is not declared in ganops.catalog: add it there")
+
         def add(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops import catalog
 from ganops.data.idx import read_idx
 from ganops.errors import DataError
 from ganops.plugins import Registry
@@ -54,7 +55,7 @@ class LoadOptions:
 
 
 SourceFn = Callable[[Path | None, LoadOptions], RawDataset]
-SOURCES: Registry[SourceFn] = Registry("data source")
+SOURCES: Registry[SourceFn] = Registry(catalog.SOURCES)
 
 
 def held_out(n: int, fraction: float, seed: int = 0) -> np.ndarray:

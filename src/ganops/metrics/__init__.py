@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ganops import catalog
 from ganops.plugins import Registry
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class MetricContext:
 
 
 MetricFn = Callable[[MetricContext], dict[str, float]]
-METRICS: Registry[MetricFn] = Registry("metric")
+METRICS: Registry[MetricFn] = Registry(catalog.METRICS)
 
 
 @METRICS.register("fid")

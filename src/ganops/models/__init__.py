@@ -18,6 +18,7 @@ from typing import Protocol
 
 from torch import nn
 
+from ganops import catalog
 from ganops.errors import ConfigError
 from ganops.plugins import Registry
 
@@ -51,7 +52,7 @@ class Architecture(Protocol):
     def discriminator(self, spec: ArchSpec) -> nn.Module: ...
 
 
-ARCHITECTURES: Registry[type[Architecture]] = Registry("architecture")
+ARCHITECTURES: Registry[type[Architecture]] = Registry(catalog.ARCHITECTURES)
 
 
 class ConvArchitecture:
