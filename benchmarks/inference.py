@@ -29,7 +29,6 @@ from ganops.config import load_params
 from ganops.models import ArchSpec, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.stages import Layout
-from ganops.stages.export import fp16_path
 from ganops.stages.export import run as export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +118,7 @@ def main() -> None:
     if torch.cuda.is_available():
         sync = torch.cuda.synchronize
         runtimes["torch eager, inference_mode (cuda fp32)"] = (_torch_fn(G, torch.device("cuda")), sync)
-        for name, path in (("fp32", layout.onnx), ("fp16", fp16_path(layout))):
+        for name, path in (("fp32", layout.onnx), ("fp16", layout.fp16_onnx)):
             if not path.exists():  # export skips the optional fp16 variant when it falls short
                 print(f"no {name} file ({path}); see the fp16 entry of {layout.onnx_sidecar}")
                 continue

@@ -1,5 +1,6 @@
-"""The DAG's contract, checked on the repository itself: dvc.yaml lists the code each stage runs,
-and the committed dvc.lock is the one this code and params.yaml produce."""
+"""The DAG's contract, checked on the repository itself: dvc.yaml lists the code each stage runs
+and the paths and params of the stage table, and the committed dvc.lock is the one this code and
+params.yaml produce."""
 
 from __future__ import annotations
 
@@ -15,6 +16,27 @@ REPO = Path(__file__).resolve().parents[1]
 def test_dvc_yaml_lists_exactly_the_code_each_stage_imports():
     problems = codedeps.drift(REPO / "dvc.yaml")
     assert problems == {}, f"{problems}; run `python -m ganops.codedeps --write`"
+
+
+def test_dvc_yaml_lists_exactly_the_stage_tables_paths_and_params():
+    assert codedeps.table_drift(REPO / "dvc.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        ("      - models/generator.onnx\n", "      - models/generator_v2.onnx\n", "export outs"),
+        ("      - models/evaluator.pt        #", "      - models/evaluator_old.pt    #", "train deps"),
+        ("      - export\n", "      - export.opset\n", "export params"),
+    ],
+)
+def test_a_drifted_path_or_params_key_fails_the_check(tmp_path, old, new, complaint):
+    text = (REPO / "dvc.yaml").read_text()
+    assert old in text
+    drifted = tmp_path / "dvc.yaml"
+    drifted.write_text(text.replace(old, new, 1))
+    problems = codedeps.table_drift(drifted)
+    assert any(line.startswith(complaint) for line in problems), problems
 
 
 def test_the_import_closure_follows_lazy_imports_and_parent_packages():

@@ -152,7 +152,7 @@ def test_every_architecture_reaches_a_served_model(
     assert fp16["written"], (
         fp16
     )  # every architecture converts; trained-a-little models are well within bounds
-    half = onnx.load(str(export_stage.fp16_path(layout)))
+    half = onnx.load(str(layout.fp16_onnx))
     onnx.checker.check_model(half, full_check=True)
     assert fp16["parity"]["max_grey_diff"] <= MAX_GREY_DIFF
     assert fp16["parity"]["mean_grey_diff"] <= MEAN_GREY_DIFF
@@ -244,7 +244,7 @@ def test_large_activations_no_longer_stop_the_dag(datasets, tracking, tiny_idx, 
     assert info["fp16"] == {"written": False, "reason": info["fp16"]["reason"]}
     assert "grey levels" in info["fp16"]["reason"]
     assert f"fp16 variant skipped ({info['fp16']['reason']})" in caplog.text
-    assert not any(export_stage.fp16_folder(layout).iterdir())  # nothing stale left beside the fp32 file
+    assert not any(layout.fp16.iterdir())  # nothing stale left beside the fp32 file
     assert info["parity"]["max_abs_diff"] <= params.export.parity_tolerance  # fp32 keeps its tight check
     assert register_stage.run(params, layout)["version"]
 

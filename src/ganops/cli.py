@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ganops.clitools import ParamsOption, user_errors
-from ganops.stages import STAGES
+from ganops.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A reproducible GAN factory.")
 
@@ -35,20 +35,8 @@ def _stage_command(name: str, doc: str) -> None:
     app.command(name)(command)
 
 
-for _name, _doc in zip(
-    STAGES,
-    (
-        "Check params.yaml and record library versions and the raw data's fingerprint (runs first).",
-        "Read the raw dataset, fit it to data.image_size, write data/prepared/.",
-        "Train the domain feature network used for FID/KID (models/evaluator.pt).",
-        "Train the GAN (resumes from models/checkpoints/ when the settings match).",
-        "Measure fid_domain / kid_domain and the real-data floor (reports/metrics.json).",
-        "Export the generator to ONNX and check parity with ONNX Runtime.",
-        "Register the ONNX generator in MLflow; move the champion alias only if it is better.",
-    ),
-    strict=True,
-):
-    _stage_command(_name, _doc)
+for _stage in PIPELINE:
+    _stage_command(_stage.name, _stage.summary)
 
 
 @app.command("params")

@@ -131,12 +131,48 @@ def drift(dvc_yaml: Path) -> dict[str, tuple[list[str], list[str]]]:
     for name, stage in _declared_stages(dvc_yaml).items():
         if stage.get("always_changed"):
             continue
-        entries = [next(iter(d)) if isinstance(d, dict) else str(d) for d in stage.get("deps") or []]
-        declared = {d for d in entries if d.startswith(CODE_PREFIX)}
+        declared = {d for d in _entries(stage.get("deps")) if d.startswith(CODE_PREFIX)}
         expected = set(as_deps(stage_closure(name)))
         if declared != expected:
             found[name] = (sorted(expected - declared), sorted(declared - expected))
     return found
+
+
+def table_drift(dvc_yaml: Path) -> list[str]:
+    """How dvc.yaml's stages, data deps, outputs and params differ from the stage table
+    (``ganops.stages.PIPELINE`` with ``Layout``'s paths): one line per difference."""
+    from ganops.stages import PIPELINE, Layout
+
+    declared, layout, problems = _declared_stages(dvc_yaml), Layout(Path(".")), []
+    if list(declared) != [stage.name for stage in PIPELINE]:
+        problems.append(
+            f"stages: dvc.yaml has {list(declared)}, the stage table {[s.name for s in PIPELINE]}"
+        )
+    for stage in PIPELINE:
+        entry = declared.get(stage.name, {})
+        sides = {
+            "deps": (
+                {d for d in _entries(entry.get("deps")) if not d.startswith(CODE_PREFIX)},
+                {str(getattr(layout, attr)) for attr in stage.reads},
+            ),
+            "outs, metrics and plots": (
+                {o for key in ("outs", "metrics", "plots") for o in _entries(entry.get(key))},
+                {str(getattr(layout, attr)) for attr in stage.writes},
+            ),
+            "params": (set(_entries(entry.get("params"))), set(stage.params)),
+        }
+        for what, (in_yaml, in_table) in sides.items():
+            if in_yaml != in_table:
+                problems.append(
+                    f"{stage.name} {what}: dvc.yaml lacks {sorted(in_table - in_yaml) or 'nothing'}, "
+                    f"lists {sorted(in_yaml - in_table) or 'nothing'} that the stage table does not"
+                )
+    return problems
+
+
+def _entries(items: list | None) -> list[str]:
+    """The paths (or params keys) of a dvc.yaml list, whose entries are strings or one-key mappings."""
+    return [next(iter(item)) if isinstance(item, dict) else str(item) for item in items or []]
 
 
 def write(dvc_yaml: Path) -> None:
@@ -172,7 +208,12 @@ def main(argv: list[str]) -> int:
             print(
                 "dvc.yaml's code deps differ from what the stages import: run `python -m ganops.codedeps --write`"
             )
-        return 1 if problems else 0
+        paths = table_drift(dvc_yaml)
+        for line in paths:
+            print(line)
+        if paths:
+            print("dvc.yaml differs from the stage table in src/ganops/stages/__init__.py: make them agree")
+        return 1 if problems or paths else 0
     if argv:
         print("usage: python -m ganops.codedeps [--check | --write]")
         return 2

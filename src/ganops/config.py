@@ -254,6 +254,17 @@ class RegisterParams(Section):
     promotion_margin: float = Field(0.0, ge=0)
 
 
+class CpuParams(Section):
+    """How the stages that write DVC outputs run on a CPU (ganops.cpu, docs/reproducibility.md)."""
+
+    # avx2: kernels capped at AVX2 (the same bits on any x86-64 CPU with AVX2; the committed
+    # reference's mode) | native: this CPU's fastest kernels (AVX-512, AMX), bits vary by CPU.
+    kernels: Literal["avx2", "native"] = "avx2"
+    # Intra-op threads: results depend on the count, so it is fixed; null uses every core (bits
+    # then vary by machine).
+    threads: int | None = Field(2, ge=1)
+
+
 class ScheduleParams(Section):
     """When the Prefect deployment retrains (pipelines/flow.py serve)."""
 
@@ -282,6 +293,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     register: RegisterParams = RegisterParams()
+    cpu: CpuParams = CpuParams()
     schedule: ScheduleParams = ScheduleParams()
 
     @model_validator(mode="after")

@@ -9,18 +9,115 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("validate", "prepare", "evaluator", "train", "evaluate", "export", "register")
+
+@dataclass(frozen=True)
+class Stage:
+    """One box of the DAG: what it reads and writes (``Layout`` attribute names) and which params.
+
+    This table is the one place that lists stages and their files: the CLI, the Prefect flow and
+    the MLflow run tree read it, and ``python -m ganops.codedeps --check`` fails when dvc.yaml's
+    deps, outs or params drift from it (as it does for the code each stage imports)."""
+
+    name: str
+    summary: str  # the CLI's help line
+    reads: tuple[str, ...] = ()  # dvc.yaml deps besides code
+    writes: tuple[str, ...] = ()  # dvc.yaml outs, metrics and plots
+    params: tuple[
+        str, ...
+    ] = ()  # params.yaml sections or keys; the cpu section where torch shapes the outputs
+    report: str = ""  # the JSON file that summarizes its result (what run() returns)
+
+    @property
+    def pins_cpu(self) -> bool:
+        """Torch's CPU kernels shape its outputs: it runs pinned (ganops.cpu)."""
+        return "cpu" in self.params
+
+
+PIPELINE = (
+    Stage(
+        "validate",
+        "Check params.yaml and record library versions and the raw data's fingerprint (runs first).",
+        writes=("libraries", "source"),
+        report="libraries",
+    ),
+    Stage(
+        "prepare",
+        "Read the raw dataset, fit it to data.image_size, write data/prepared/.",
+        reads=("source", "libraries"),
+        writes=("prepared",),
+        params=("data", "cpu"),
+        report="manifest",
+    ),
+    Stage(
+        "evaluator",
+        "Train the domain feature network used for FID/KID (models/evaluator.pt).",
+        reads=("prepared", "libraries"),
+        writes=("evaluator", "evaluator_report"),
+        params=("seed", "evaluator", "train.device", "cpu"),
+        report="evaluator_report",
+    ),
+    Stage(
+        "train",
+        "Train the GAN (resumes from models/checkpoints/ when the settings match).",
+        reads=("prepared", "evaluator", "libraries"),
+        writes=("generator", "samples", "train_report", "train_history", "train_live"),
+        params=("seed", "model", "train", "cpu"),
+        report="train_report",
+    ),
+    Stage(
+        "evaluate",
+        "Measure fid_domain / kid_domain and the real-data floor (reports/metrics.json).",
+        reads=("prepared", "generator", "evaluator", "libraries"),
+        writes=("metrics",),
+        params=("seed", "evaluate", "train.device", "cpu"),
+        report="metrics",
+    ),
+    Stage(
+        "export",
+        "Export the generator to ONNX and check parity with ONNX Runtime.",
+        reads=("generator", "libraries"),
+        writes=("onnx", "onnx_sidecar", "fp16", "triton"),
+        params=("seed", "export"),
+        report="onnx_sidecar",
+    ),
+    Stage(
+        "register",
+        "Register the ONNX generator in MLflow; move the champion alias only if it is better.",
+        reads=(
+            "manifest",
+            "generator",
+            "onnx",
+            "onnx_sidecar",
+            "evaluator_report",
+            "train_report",
+            "train_history",
+            "train_live",
+            "metrics",
+            "samples",
+        ),
+        writes=("registered",),
+        params=("seed", "register"),
+        report="registry",
+    ),
+)
+STAGES = tuple(stage.name for stage in PIPELINE)
+BY_NAME = {stage.name: stage for stage in PIPELINE}
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each stage reads and writes; mirrored by the deps/outs in dvc.yaml."""
+    """Where each stage reads and writes (the stage table above names these attributes)."""
 
     root: Path = Path(".")
 
     @property
     def prepared(self) -> Path:
         return self.root / "data" / "prepared"
+
+    @property
+    def manifest(self) -> Path:
+        """prepare's summary: counts, shapes and sha256 of the prepared arrays."""
+        return self.prepared / "manifest.json"
 
     @property
     def evaluator(self) -> Path:
@@ -36,6 +133,7 @@ class Layout:
 
     @property
     def checkpoints(self) -> Path:
+        """The training runs' resumable state: not a DVC output (the train stage prunes it)."""
         return self.root / "models" / "checkpoints"
 
     @property
@@ -67,6 +165,20 @@ class Layout:
         return self.root / "models" / "generator.onnx.json"
 
     @property
+    def fp16(self) -> Path:
+        """A folder, so DVC can track it whether or not export wrote the optional fp16 variant."""
+        return self.root / "models" / "fp16"
+
+    @property
+    def fp16_onnx(self) -> Path:
+        return self.fp16 / "generator.fp16.onnx"
+
+    @property
+    def triton(self) -> Path:
+        """The Triton model repository export derives from the fp32 file."""
+        return self.root / "models" / "triton"
+
+    @property
     def registry(self) -> Path:
         """The registration's details (run id, version, aliases): not reproducible, so not in git."""
         return self.root / "reports" / "registry.json"
@@ -95,15 +207,7 @@ class Layout:
 
     def report(self, stage: str) -> Path:
         """The JSON file that summarizes a stage's result (what its run() returns)."""
-        return {
-            "validate": self.libraries,
-            "prepare": self.prepared / "manifest.json",
-            "evaluator": self.evaluator_report,
-            "train": self.train_report,
-            "evaluate": self.metrics,
-            "export": self.onnx_sidecar,
-            "register": self.registry,
-        }[stage]
+        return getattr(self, BY_NAME[stage].report)
 
 
 def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
@@ -118,15 +222,20 @@ def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
     import time
     from datetime import UTC, datetime
 
+    from ganops import cpu
     from ganops.config import load_params
     from ganops.files import read_json, write_json
     from ganops.locks import stage_lock
 
     params = load_params(params_path)  # validation happens before any output is touched
+    pins_cpu = BY_NAME[name].pins_cpu
+    if pins_cpu:
+        cpu.pin(params.cpu)  # before the stage's module imports torch
     module = importlib.import_module(f"ganops.stages.{name}")
     layout = Layout(root)
     with stage_lock(layout.lock(name), name):
         started, began = datetime.now(UTC), time.perf_counter()
+        kernels = cpu.check(params.cpu) if pins_cpu else {}
         result = module.run(params, layout, params_path=params_path)
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 keeps the log
             log_path = layout.timings(name)
@@ -136,6 +245,7 @@ def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
                 log_path,
                 {
                     **facts,
+                    **kernels,
                     "stage": name,
                     "started": started.isoformat(timespec="seconds"),
                     "finished": datetime.now(UTC).isoformat(timespec="seconds"),

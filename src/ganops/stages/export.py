@@ -4,7 +4,6 @@ plus an fp16 variant for GPUs and a Triton model repository, both derived from t
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 
@@ -21,26 +20,13 @@ from ganops.stages import Layout
 log = logging.getLogger(__name__)
 
 
-def fp16_folder(layout: Layout) -> Path:
-    """A folder, so DVC can track it whether or not this run wrote the optional fp16 variant."""
-    return layout.root / "models" / "fp16"
-
-
-def fp16_path(layout: Layout) -> Path:
-    return fp16_folder(layout) / "generator.fp16.onnx"
-
-
-def triton_repo(layout: Layout) -> Path:
-    return layout.root / "models" / "triton"
-
-
 def _export_fp16(layout: Layout, fp32_info: dict, latents: torch.Tensor) -> dict:
     """Write the fp16 variant and its sidecar, or skip it; returns the summary for the export report.
 
     The variant is optional, so nothing here fails the stage: a graph the converter cannot make,
     or one whose images fall short of the fp32 ones, is skipped with one line in the log and the
     reason in the report; the fp32 file is delivered either way."""
-    path = fp16_path(layout)
+    path = layout.fp16_onnx
     sidecar_path = path.with_name(path.name + ".json")
     # A variant of an earlier model must never sit beside this one's fp32 file.
     for stale in (path, sidecar_path):
@@ -94,6 +80,6 @@ def run(params: Params, layout: Layout, **_) -> dict:
     log.info("exported %s (opset %d); parity max abs diff %.3g", layout.onnx, p.opset, max_abs_diff)
     info["fp16"] = _export_fp16(layout, info, latents)
     write_json(layout.onnx_sidecar, info)
-    folder = write_repository(layout.onnx, triton_repo(layout))
+    folder = write_repository(layout.onnx, layout.triton)
     log.info("Triton model repository: %s", folder)
     return info
