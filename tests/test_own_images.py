@@ -277,7 +277,10 @@ def assert_registered(root, image_shape):
     registry = json.loads((root / "reports/registry.json").read_text())
     assert registry["version"] == "1" and "champion" in registry["aliases"]
     sidecar = json.loads((root / "models/generator.onnx.json").read_text())
-    assert sidecar["parity"]["max_abs_diff"] <= 1e-3
+    assert (
+        sidecar["parity"]["passed"]
+        and json.loads((root / "logs/export.json").read_text())["parity_max_abs_diff"] <= 1e-3
+    )
     return manifest
 
 

@@ -78,7 +78,10 @@ def test_repro_runs_the_dag_then_only_validate(project):
     assert registry["version"] == "1" and registry["aliases"] == ["challenger", "champion"]
     assert (root / "mlflow.db").exists()
     sidecar = json.loads((root / "models/generator.onnx.json").read_text())
-    assert sidecar["parity"]["max_abs_diff"] <= 1e-3
+    assert (
+        sidecar["parity"]["passed"]
+        and json.loads((root / "logs/export.json").read_text())["parity_max_abs_diff"] <= 1e-3
+    )
 
     second = sh(["dvc", "repro"], root, env)
     assert ran(second) == ["validate"]  # always runs; its records did not change, so nothing else did

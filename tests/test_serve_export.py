@@ -10,7 +10,6 @@ import pytest
 from ganops.export.onnx_export import ort_session
 from ganops.export.triton import MODEL_NAME
 from ganops.files import sha256_file
-from ganops.stages.export import fp16_path, triton_repo
 from serve_helpers import SPEC, export_tiny
 
 ORT_TO_TRITON = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(int64)": "TYPE_INT64"}
@@ -37,7 +36,7 @@ def parse_tensors(text: str, kind: str) -> list[dict]:
 
 
 def test_triton_config_matches_the_onnx_files_real_inputs_and_outputs(layout):
-    folder = triton_repo(layout) / MODEL_NAME
+    folder = layout.triton / MODEL_NAME
     model_file = folder / "1" / "model.onnx"
     assert model_file.read_bytes() == layout.onnx.read_bytes()
     text = (folder / "config.pbtxt").read_text()
@@ -65,7 +64,7 @@ def test_triton_config_matches_the_onnx_files_real_inputs_and_outputs(layout):
 
 
 def test_fp16_variant_has_half_weights_float_io_and_a_sidecar(layout):
-    path = fp16_path(layout)
+    path = layout.fp16_onnx
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     weights = [t for t in model.graph.initializer if len(t.dims) == 4]
@@ -75,8 +74,12 @@ def test_fp16_variant_has_half_weights_float_io_and_a_sidecar(layout):
     assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
     info = json.loads(path.with_name(path.name + ".json").read_text())
     assert info["sha256"] == sha256_file(path) and info["precision"] == "fp16"
-    parity = info["parity"]
-    assert 0 < parity["max_abs_diff"] and parity["max_grey_diff"] <= parity["max_grey_bound"]
+    parity = {**info["parity"], **json.loads(layout.timings("export").read_text())["fp16_parity"]}
+    assert (
+        parity["passed"]
+        and 0 < parity["max_abs_diff"]
+        and parity["max_grey_diff"] <= parity["max_grey_bound"]
+    )
     assert parity["mean_grey_diff"] <= parity["mean_grey_bound"]
     report = json.loads(layout.onnx_sidecar.read_text())["fp16"]
     assert report["written"] and report["sha256"] == info["sha256"]

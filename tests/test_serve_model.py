@@ -14,7 +14,6 @@ from ganops.serve.images import to_uint8
 from ganops.serve.latents import interpolation_latents, seed_latents
 from ganops.serve.session import GeneratorSession, gpu_present
 from ganops.serve.source import resolve
-from ganops.stages.export import fp16_path
 from serve_helpers import SPEC, export_tiny
 
 
@@ -64,7 +63,7 @@ def test_io_binding_gives_the_same_images_as_a_plain_run(layout):
 
 
 def test_fp16_variant_is_verified_and_close_to_fp32(layout):
-    session = GeneratorSession(resolve(str(fp16_path(layout))), "cpu")
+    session = GeneratorSession(resolve(str(layout.fp16_onnx)), "cpu")
     z = seed_latents(3, 4, SPEC.latent_dim)
     full = GeneratorSession(resolve(str(layout.onnx)), "cpu").run(z)
     half = session.run(z)

@@ -20,8 +20,9 @@ from ganops.stages import Layout
 log = logging.getLogger(__name__)
 
 
-def _export_fp16(layout: Layout, fp32_info: dict, latents: torch.Tensor) -> dict:
-    """Write the fp16 variant and its sidecar, or skip it; returns the summary for the export report.
+def _export_fp16(layout: Layout, fp32_info: dict, latents: torch.Tensor, measured: dict) -> dict:
+    """Write the fp16 variant and its sidecar, or skip it; returns the summary for the export report
+    (and adds this machine's measured differences to ``measured``).
 
     The variant is optional, so nothing here fails the stage: a graph the converter cannot make,
     or one whose images fall short of the fp32 ones, is skipped with one line in the log and the
@@ -44,7 +45,8 @@ def _export_fp16(layout: Layout, fp32_info: dict, latents: torch.Tensor) -> dict
         reason = (reason.strip().splitlines() or [type(err).__name__])[0][:300]
         log.warning("fp16 variant skipped (%s); the fp32 file is exported and served as usual", reason)
         return {"written": False, "reason": reason}
-    parity = grey.to_dict()
+    parity = grey.check()
+    measured["fp16_parity"] = grey.measured()
     info = {**fp32_info, "file": path.name, "sha256": sha, "precision": "fp16", "parity": parity}
     write_json(sidecar_path, info)
     log.info(
@@ -76,10 +78,12 @@ def run(params: Params, layout: Layout, **_) -> dict:
                 f"{p.parity_tolerance}; the graph was not written. Try another export.opset"
             )
         sha = sha256_file(tmp)
-    info = sidecar(spec, layout.onnx, sha, p.opset, max_abs_diff, p.parity_tolerance, p.parity_samples)
+    info = sidecar(spec, layout.onnx, sha, p.opset, p.parity_tolerance, p.parity_samples)
     log.info("exported %s (opset %d); parity max abs diff %.3g", layout.onnx, p.opset, max_abs_diff)
-    info["fp16"] = _export_fp16(layout, info, latents)
+    measured = {"parity_max_abs_diff": max_abs_diff}
+    info["fp16"] = _export_fp16(layout, info, latents, measured)
     write_json(layout.onnx_sidecar, info)
+    write_json(layout.timings("export"), measured)  # this machine's numbers: run_stage adds its timings
     folder = write_repository(layout.onnx, layout.triton)
     log.info("Triton model repository: %s", folder)
     return info
