@@ -19,7 +19,7 @@ from ganops.metrics.classes import class_stats
 from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.metrics.fid import fid
-from ganops.runtime import seeded_generator
+from ganops.runtime import Stream, stream
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class LiveQuality:
         )
         self.real_labels = torch.from_numpy(test.labels[:n]) if test.labels is not None else None
         self.num_classes = self.net.classifier.num_classes
-        self.z = torch.randn(n, latent_dim, generator=seeded_generator(seed, 9))
+        self.z = torch.randn(n, latent_dim, generator=stream(seed, Stream.LIVE_Z))
 
     @staticmethod
     def _real(images, batch: int = 500):

@@ -35,7 +35,7 @@ from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.models.layers import labels_for
 from ganops.progress import Progress
-from ganops.runtime import seed_everything, seeded_generator
+from ganops.runtime import Stream, seed_everything, stream
 from ganops.training import checkpoint, distributed, fast, schedule
 from ganops.training.augment import diff_augment
 from ganops.training.batches import RealBatches
@@ -137,8 +137,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     opt_g = fast.adam(G.parameters(), lr_g, (tp.beta1, tp.beta2), device)
     opt_d = fast.adam(D.parameters(), lr_d, (tp.beta1, tp.beta2), device)
     ema = EMA(G, tp.ema_decay)
-    noise = seeded_generator(params.seed, 1)
-    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
+    noise = stream(params.seed, Stream.LATENT_NOISE)
+    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=stream(params.seed, Stream.GRID_Z)).to(
         device
     )
     batches = RealBatches(
@@ -193,7 +193,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
             torch.manual_seed(_step_seed(params.seed, step))  # dropout: replayable from (seed, step)
-            rng = seeded_generator(params.seed, 8, step)  # augmentation and GP mixing, replayable too
+            rng = stream(params.seed, Stream.AUGMENT, step)  # augmentation and GP mixing, replayable too
             if schedule.depends_on_length(tp.lr_schedule):
                 factor = schedule.lr_factor(tp.lr_schedule, step, total)
                 schedule.set_lr(opt_g, lr_g, factor), schedule.set_lr(opt_d, lr_d, factor)
@@ -334,7 +334,7 @@ def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
 
 
 def _step_seed(seed: int, step: int) -> int:
-    return int(seeded_generator(seed, 10, step).initial_seed())
+    return int(stream(seed, Stream.DROPOUT, step).initial_seed())
 
 
 def _augment(x: torch.Tensor, tp: TrainParams, rng: torch.Generator) -> torch.Tensor:
