@@ -135,7 +135,11 @@ def table_b(raw: dict, root: Path, nets: dict, reference: torch.Tensor, steps, s
     layout = Layout(root)
     ref = {name: features(net, reference) for name, net in nets.items()}
     paths = TrainPaths(
-        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+        prepared=layout.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
     )
     fids: dict[str, list[float]] = {name: [] for name in nets}
     for step in steps:

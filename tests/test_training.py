@@ -25,7 +25,13 @@ def prepared(tiny_idx, tmp_path_factory):
 
 def run_training(prepared, root, **overrides):
     layout = Layout(root)
-    paths = TrainPaths(prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history)
+    paths = TrainPaths(
+        prepared=prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
+    )
     params = parse_params(tiny_params(prepared, **{"train.checkpoint_every": 4, **overrides}))
     return train(params, paths), layout
 

@@ -18,6 +18,7 @@ from ganops.training.augment import hflip
 class RealBatches:
     def __init__(
         self,
+        *,
         images: torch.Tensor,  # uint8 (N, C, H, W) on the device
         labels: torch.Tensor | None,  # int64 (N,) on the device, or None
         batch_size: int,

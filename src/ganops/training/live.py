@@ -29,6 +29,7 @@ LIVE_COLUMNS = ("step", "fid_live", "class_coverage", "class_kl")
 class LiveQuality:
     def __init__(
         self,
+        *,
         evaluator: Path,
         prepared: Path,
         cache: Path,

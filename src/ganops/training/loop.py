@@ -50,8 +50,10 @@ FORMAT = 3  # bumped when checkpoints of older code cannot be resumed
 __all__ = ["TrainPaths", "TrainResult", "fingerprint", "load_generator", "train"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainPaths:
+    """Where training reads and writes (stages.train.train_paths fills it from a Layout)."""
+
     prepared: Path
     generator: Path  # models/generator.pt: EMA weights + ArchSpec
     checkpoints: Path  # one folder per run (checkpoint.run_folder), each with best.pt and its grids
@@ -62,7 +64,7 @@ class TrainPaths:
     feature_cache: Path | None = None  # cached real-data features
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainResult:
     """The run's reproducible facts (reports/train.json) and its timings (logs/train.json)."""
 
@@ -142,7 +144,13 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         device
     )
     batches = RealBatches(
-        images, labels, tp.batch_size, params.seed, "hflip" in tp.augment, memory_format, world.share
+        images=images,
+        labels=labels,
+        batch_size=tp.batch_size,
+        seed=params.seed,
+        flip="hflip" in tp.augment,
+        memory_format=memory_format,
+        share=world.share,
     )
     live = _live_quality(params, paths, spec, device) if world.is_main else None
 
@@ -256,8 +264,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         _say_which_weights(live_history, total)
     trained = total - start
     return TrainResult(
-        total,
-        run_id,
+        steps=total,
+        fingerprint=run_id,
         **_live_summary(live_history),
         resumed_from=start,
         seconds=seconds,
@@ -405,7 +413,13 @@ def _live_quality(
         return None
     cache = paths.feature_cache or paths.checkpoints.parent / "feature_cache"
     return LiveQuality(
-        paths.evaluator, paths.prepared, cache, tp.eval_samples, spec.latent_dim, params.seed, device
+        evaluator=paths.evaluator,
+        prepared=paths.prepared,
+        cache=cache,
+        samples=tp.eval_samples,
+        latent_dim=spec.latent_dim,
+        seed=params.seed,
+        device=device,
     )
 
 
