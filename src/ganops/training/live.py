@@ -23,8 +23,6 @@ from ganops.runtime import Stream, stream
 
 log = logging.getLogger(__name__)
 
-LIVE_COLUMNS = ("step", "fid_live", "class_coverage", "class_kl")
-
 
 class LiveQuality:
     def __init__(
@@ -57,6 +55,7 @@ class LiveQuality:
 
     @torch.no_grad()
     def measure(self, G: torch.nn.Module) -> dict[str, float]:
+        """fid_live, class_coverage and class_kl (NaN without class labels): a LiveRow less its step."""
         batches = (G(z.to(self.device)).float() for z in self.z.split(500))
         fake = extract(self.net, batches, self.device)
         result = {"fid_live": fid(self.real.features, fake.features)}
