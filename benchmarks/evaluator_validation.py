@@ -39,7 +39,7 @@ from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.metrics.fid import fid
 from ganops.metrics.selfsup import METHODS, train_self_supervised
 from ganops.models.io import load_generator
-from ganops.runtime import seed_everything, seeded_generator
+from ganops.runtime import Stream, seed_everything, stream
 from ganops.stages import Layout
 from ganops.stages import prepare as prepare_stage
 from ganops.training.loop import TrainPaths, train
@@ -135,7 +135,11 @@ def table_b(raw: dict, root: Path, nets: dict, reference: torch.Tensor, steps, s
     layout = Layout(root)
     ref = {name: features(net, reference) for name, net in nets.items()}
     paths = TrainPaths(
-        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+        prepared=layout.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
     )
     fids: dict[str, list[float]] = {name: [] for name in nets}
     for step in steps:
@@ -143,7 +147,7 @@ def table_b(raw: dict, root: Path, nets: dict, reference: torch.Tensor, steps, s
         began = time.perf_counter()
         train(parse_params(raw), paths)
         G, spec = load_generator(layout.generator)
-        z = torch.randn(samples, spec.latent_dim, generator=seeded_generator(raw["seed"], 5))
+        z = torch.randn(samples, spec.latent_dim, generator=stream(raw["seed"], Stream.EVALUATE_Z))
         with torch.no_grad():
             fake = torch.cat([G(chunk) for chunk in z.split(500)])
         for name, net in nets.items():

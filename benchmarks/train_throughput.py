@@ -112,7 +112,11 @@ def candidate(params, prepared: Path, warm: int, steps: int, patches: dict[str, 
             with tempfile.TemporaryDirectory() as tmp:
                 layout = Layout(Path(tmp))
                 paths = TrainPaths(
-                    prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+                    prepared=prepared,
+                    generator=layout.generator,
+                    checkpoints=layout.checkpoints,
+                    samples=layout.samples,
+                    history=layout.train_history,
                 )
                 run = params.model_copy(
                     update={"train": params.train.model_copy(update={"max_steps": total})}

@@ -17,6 +17,7 @@ from ganops.stages.prepare import run as prepare
 from ganops.stages.train import train_paths
 from ganops.training import loop
 from ganops.training.loop import train
+from ganops.training.state import LiveRow
 
 from conftest import tiny_params
 
@@ -103,18 +104,27 @@ def test_collapse_warns_and_training_goes_on(project, tmp_path, caplog):
         assert "mode collapse" not in caplog.text
 
 
+class _State:
+    """Stands in for TrainState: counts the checkpoints taken of it."""
+
+    def __init__(self):
+        self.saved = 0
+
+    def state_dict(self):
+        self.saved += 1
+        return {"step": 12}
+
+
 def test_check_collapse_stops_with_a_checkpoint_when_asked(tmp_path):
     params = parse_params(tiny_params("x", **{"train.stop_on_collapse": True}))
-    snapshot_steps = []
-
-    def snapshot(step):
-        snapshot_steps.append(step)
-        return {"step": step}
-
+    state = _State()
+    collapsed = LiveRow(step=12, fid_live=80.0, class_coverage=0.2, class_kl=1.5)
     with pytest.raises(TrainingError, match=r"mode collapse at step 12: only 20% of the classes.*stopped"):
-        loop._check_collapse([12, 80.0, 0.2, 1.5], params.train, tmp_path, snapshot)
-    assert snapshot_steps == [12] and (tmp_path / "step_00000012.pt").exists()
-    loop._check_collapse([12, 80.0, 0.9, 0.1], params.train, tmp_path, snapshot)  # covered: no stop
+        loop._check_collapse(collapsed, params.train, tmp_path, state)
+    assert state.saved == 1 and (tmp_path / "step_00000012.pt").exists()
+    covered = LiveRow(step=12, fid_live=80.0, class_coverage=0.9, class_kl=0.1)
+    loop._check_collapse(covered, params.train, tmp_path, state)  # no stop, no checkpoint
+    assert state.saved == 1
 
 
 class _Diverging:

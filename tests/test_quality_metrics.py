@@ -107,7 +107,11 @@ def trained(tiny_idx, tmp_path_factory):
     prepare(params, layout)
     evaluator_stage(params, layout)
     paths = TrainPaths(
-        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+        prepared=layout.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
     )
     train(params, paths)
     return tiny_idx, root

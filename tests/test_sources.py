@@ -178,7 +178,11 @@ def test_conditional_model_on_unlabelled_data_fails_before_training(tmp_path):
     params["data"] = {"source": "imagefolder", "root": str(root), "image_size": 16}
     layout = Layout(tmp_path)
     paths = TrainPaths(
-        layout.prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history
+        prepared=layout.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
     )
     with pytest.raises(ConfigError, match="model.conditional: the prepared data .* has no labels"):
         train(parse_params(params), paths)

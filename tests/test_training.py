@@ -12,6 +12,7 @@ from ganops.training import checkpoint
 from ganops.training.ema import EMA
 from ganops.training.loop import TrainPaths, fingerprint, train
 from ganops.training.schedule import lr_factor
+from ganops.training.state import HistoryRow, LiveRow, from_tensor, to_tensor
 
 from conftest import tiny_params
 
@@ -25,7 +26,13 @@ def prepared(tiny_idx, tmp_path_factory):
 
 def run_training(prepared, root, **overrides):
     layout = Layout(root)
-    paths = TrainPaths(prepared, layout.generator, layout.checkpoints, layout.samples, layout.train_history)
+    paths = TrainPaths(
+        prepared=prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
+    )
     params = parse_params(tiny_params(prepared, **{"train.checkpoint_every": 4, **overrides}))
     return train(params, paths), layout
 
@@ -151,3 +158,18 @@ def test_the_budget_is_images_seen_so_a_small_set_trains_as_many_steps():
     assert _grid_every(batches=7_500, per_epoch=107) == 4
     with pytest.raises(Exception, match="set train.images"):
         parse_params({"train": {"images": None, "epochs": None}})
+
+
+def test_history_and_live_rows_survive_a_checkpoint_exactly():
+    history = [
+        HistoryRow(
+            step=3, epoch=1, loss_d=1.3862943649291992, loss_g=0.6931471824645996, d_real=0.5, d_fake=0.1
+        )
+    ]
+    live = [LiveRow(step=4, fid_live=28.152415567967527, class_coverage=float("nan"), class_kl=float("nan"))]
+    for rows, kind in ((history, HistoryRow), (live, LiveRow)):
+        stored = to_tensor(rows, kind)
+        assert stored.dtype == torch.float64 and stored.shape == (1, len(kind._fields))
+        back = from_tensor(stored, kind)
+        assert repr(back) == repr(rows)  # same values (NaN included) and int fields ints again
+    assert to_tensor([], LiveRow).shape == (0, len(LiveRow._fields))  # live FID off: still a table

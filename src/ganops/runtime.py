@@ -1,7 +1,8 @@
-"""Seeding and device selection, shared by every stage that runs torch."""
+"""Seeding, the table of random streams, and device selection, shared by every stage that runs torch."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 
@@ -20,8 +21,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@enum.unique
+class Stream(enum.IntEnum):
+    """Every random stream drawn from ``seed``, one number each, so that no two are correlated.
+
+    A stream is ``stream(seed, Stream.X, *more)``: the same (seed, stream, more) always gives the same
+    draws, which is what makes a resumed run bit-identical. The numbers are part of every trained
+    model's bits: never renumber one; a new stream takes a new number (7 and 13 up are free).
+    """
+
+    LATENT_NOISE = 1  # train: G's input noise; its state is checkpointed, so resume continues it
+    GRID_Z = 2  # train: the fixed latents of the sample grids
+    SHUFFLE = 3  # train, per epoch: the order of the training images
+    EVALUATOR_SHUFFLE = 4  # evaluator, per epoch: the order of its training images
+    EVALUATE_Z = 5  # evaluate: the latents of the generated samples (benchmarks reuse them)
+    EXPORT_PARITY_Z = 6  # export: the latents on which ONNX Runtime is compared with torch
+    AUGMENT = 8  # train, per step: DiffAugment, horizontal flips and gradient-penalty mixing
+    LIVE_Z = 9  # train: the fixed latents of live FID
+    DROPOUT = 10  # train, per step: the seed of torch's global stream, which dropout draws from
+    SELF_SUPERVISED = 11  # evaluator: the self-supervised objective's views
+    SELF_CHECK = 12  # evaluator: the views of the self-supervised evaluator's own check
+
+
+def stream(seed: int, which: Stream, *more: int) -> torch.Generator:
+    """The CPU generator of stream ``which`` of the run seeded by ``seed``, e.g. per (epoch) or (step)."""
+    return seeded_generator(seed, which, *more)
+
+
 def seeded_generator(*seed_parts: int) -> torch.Generator:
-    """A CPU generator seeded from several integers, e.g. (seed, epoch)."""
+    """A CPU generator seeded from several integers; callers name their stream with ``stream``."""
     combined = 0
     for part in seed_parts:
         combined = (combined * 1_000_003 + int(part)) % 2**63

@@ -24,7 +24,7 @@ from ganops.data.prepared import PreparedSplit, to_unit_range
 from ganops.errors import DataError
 from ganops.files import save_torch
 from ganops.progress import Progress
-from ganops.runtime import seed_everything, seeded_generator
+from ganops.runtime import Stream, seed_everything, stream
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ def batch_indices(n_images: int, params: EvaluatorParams, seed: int, device) -> 
     for step in range(total):
         epoch, i = divmod(step, per_epoch)
         if i == 0:
-            perm = torch.randperm(n_images, generator=seeded_generator(seed, 4, epoch)).to(device)
+            order = stream(seed, Stream.EVALUATOR_SHUFFLE, epoch)
+            perm = torch.randperm(n_images, generator=order).to(device)
         yield perm[i * size : (i + 1) * size]
 
 

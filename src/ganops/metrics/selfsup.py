@@ -31,7 +31,7 @@ from ganops.metrics.evaluator import (
     total_steps,
 )
 from ganops.progress import Progress
-from ganops.runtime import seed_everything, seeded_generator
+from ganops.runtime import Stream, seed_everything, stream
 
 METHODS = ("rotation", "contrastive")
 TEMPERATURE = 0.5  # SimCLR's value for small batches (their CIFAR-10 setting)
@@ -121,7 +121,7 @@ def train_self_supervised(
     images = torch.from_numpy(train.images).to(device)
     _, total = total_steps(len(images), params)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, params.lr, total_steps=total)
-    rng = seeded_generator(seed, 11)
+    rng = stream(seed, Stream.SELF_SUPERVISED)
     model.train(), head.train()
     with Progress(total, f"evaluator ({method})") as progress:
         for idx in batch_indices(len(images), params, seed, device):
@@ -150,7 +150,7 @@ def self_check(
     contrastive: the share of test views whose nearest other view (within a batch of ``batch``) is
     their partner; rotation: test accuracy of the rotation classifier.
     """
-    rng = seeded_generator(seed, 12)
+    rng = stream(seed, Stream.SELF_CHECK)
     hits = total = 0
     chance = []
     for start in range(0, len(test.images), batch):

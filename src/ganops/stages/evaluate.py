@@ -24,7 +24,7 @@ from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.models.io import load_generator
 from ganops.progress import Progress
-from ganops.runtime import pick_device, seeded_generator
+from ganops.runtime import Stream, pick_device, stream
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _real_batches(images: np.ndarray, count: int, batch: int, desc: str) -> Iter
 def _generated_batches(
     G, latent_dim: int, count: int, batch: int, seed: int, device
 ) -> Iterator[torch.Tensor]:
-    noise = seeded_generator(seed, 5)
+    noise = stream(seed, Stream.EVALUATE_Z)
     with Progress(count, "generate", unit="img") as progress:
         for start in range(0, count, batch):
             n = min(batch, count - start)

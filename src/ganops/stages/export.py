@@ -14,7 +14,7 @@ from ganops.export.onnx_export import export_onnx, parity, sidecar
 from ganops.export.triton import write_repository
 from ganops.files import atomic_path, sha256_file, write_json
 from ganops.models.io import load_generator
-from ganops.runtime import seeded_generator
+from ganops.runtime import Stream, stream
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ def _export_fp16(layout: Layout, fp32_info: dict, latents: torch.Tensor, measure
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.export
     G, spec = load_generator(layout.generator, "cpu")
-    latents = torch.randn(p.parity_samples, spec.latent_dim, generator=seeded_generator(params.seed, 6))
+    parity_z = stream(params.seed, Stream.EXPORT_PARITY_Z)
+    latents = torch.randn(p.parity_samples, spec.latent_dim, generator=parity_z)
     # Export and check in a temp file: a model that fails parity never replaces a good one.
     with atomic_path(layout.onnx) as tmp:
         export_onnx(G, spec, tmp, p.opset)

@@ -21,11 +21,11 @@ def train_paths(layout: Layout, data: Layout | None = None, feature_cache: Path 
     real-feature cache come from ``data`` when given: tests train many runs on one shared project."""
     data = data or layout
     return TrainPaths(
-        data.prepared,
-        layout.generator,
-        layout.checkpoints,
-        layout.samples,
-        layout.train_history,
+        prepared=data.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
         evaluator=data.evaluator,
         live=layout.train_live,
         feature_cache=feature_cache or cache_folder(data.root),

@@ -11,13 +11,14 @@ from collections.abc import Callable
 import torch
 
 from ganops.data.prepared import to_unit_range
-from ganops.runtime import seeded_generator
+from ganops.runtime import Stream, stream
 from ganops.training.augment import hflip
 
 
 class RealBatches:
     def __init__(
         self,
+        *,
         images: torch.Tensor,  # uint8 (N, C, H, W) on the device
         labels: torch.Tensor | None,  # int64 (N,) on the device, or None
         batch_size: int,
@@ -38,7 +39,7 @@ class RealBatches:
         """Batch number ``batch`` of the run: images in [-1, 1] and their labels (or None)."""
         epoch, i = divmod(batch, self.per_epoch)
         if epoch != self._perm_epoch:
-            self._perm = torch.randperm(len(self.images), generator=seeded_generator(self.seed, 3, epoch))
+            self._perm = torch.randperm(len(self.images), generator=stream(self.seed, Stream.SHUFFLE, epoch))
             self._perm_epoch = epoch
         idx = self._perm[i * self.batch_size : (i + 1) * self.batch_size].to(self.images.device)
         real = to_unit_range(self.images[idx]).contiguous(memory_format=self.memory_format)

@@ -19,16 +19,15 @@ from ganops.metrics.classes import class_stats
 from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.metrics.fid import fid
-from ganops.runtime import seeded_generator
+from ganops.runtime import Stream, stream
 
 log = logging.getLogger(__name__)
-
-LIVE_COLUMNS = ("step", "fid_live", "class_coverage", "class_kl")
 
 
 class LiveQuality:
     def __init__(
         self,
+        *,
         evaluator: Path,
         prepared: Path,
         cache: Path,
@@ -47,7 +46,7 @@ class LiveQuality:
         )
         self.real_labels = torch.from_numpy(test.labels[:n]) if test.labels is not None else None
         self.num_classes = self.net.classifier.num_classes
-        self.z = torch.randn(n, latent_dim, generator=seeded_generator(seed, 9))
+        self.z = torch.randn(n, latent_dim, generator=stream(seed, Stream.LIVE_Z))
 
     @staticmethod
     def _real(images, batch: int = 500):
@@ -56,6 +55,7 @@ class LiveQuality:
 
     @torch.no_grad()
     def measure(self, G: torch.nn.Module) -> dict[str, float]:
+        """fid_live, class_coverage and class_kl (NaN without class labels): a LiveRow less its step."""
         batches = (G(z.to(self.device)).float() for z in self.z.split(500))
         fake = extract(self.net, batches, self.device)
         result = {"fid_live": fid(self.real.features, fake.features)}

@@ -3,16 +3,17 @@
 The whole algorithm is visible in ``train``: take a batch, update D on real and fake
 (``n_critic`` times), update G, average G's weights, log, now and then measure. Everything
 else (checkpoints, EMA, penalties, augmentation, live FID, grids, progress) sits behind small
-helpers. Randomness comes from seeded sources so that a resumed run replays it exactly: the
-weights' init (``seed``), each epoch's shuffle (``seed``, epoch), the latent noise (a generator
-whose state is checkpointed), and per step (``seed``, step) a generator for augmentation and
-penalty mixing plus torch's global stream for dropout.
+helpers. What the next step depends on is one ``TrainState`` (training.state), which a checkpoint
+saves and a resume restores. Randomness comes from the named streams of ``runtime.Stream`` so
+that a resumed run replays it exactly: the weights' init (``seed``), each epoch's shuffle
+(SHUFFLE, epoch), the latent noise (LATENT_NOISE, whose state is checkpointed), and per step
+(AUGMENT, step) for augmentation and penalty mixing plus (DROPOUT, step) seeding torch's global
+stream, which dropout draws from.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import logging
@@ -35,23 +36,25 @@ from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.models.layers import labels_for
 from ganops.progress import Progress
-from ganops.runtime import seed_everything, seeded_generator
+from ganops.runtime import Stream, seed_everything, stream
 from ganops.training import checkpoint, distributed, fast, schedule
 from ganops.training.augment import diff_augment
 from ganops.training.batches import RealBatches
 from ganops.training.ema import EMA
-from ganops.training.live import LIVE_COLUMNS, LiveQuality
+from ganops.training.live import LiveQuality
+from ganops.training.state import HistoryRow, LiveRow, TrainState, write_csv
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("step", "epoch", "loss_d", "loss_g", "d_real", "d_fake")
 FORMAT = 3  # bumped when checkpoints of older code cannot be resumed
 
 __all__ = ["TrainPaths", "TrainResult", "fingerprint", "load_generator", "train"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainPaths:
+    """Where training reads and writes (stages.train.train_paths fills it from a Layout)."""
+
     prepared: Path
     generator: Path  # models/generator.pt: EMA weights + ArchSpec
     checkpoints: Path  # one folder per run (checkpoint.run_folder), each with best.pt and its grids
@@ -62,7 +65,7 @@ class TrainPaths:
     feature_cache: Path | None = None  # cached real-data features
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainResult:
     """The run's reproducible facts (reports/train.json) and its timings (logs/train.json)."""
 
@@ -115,6 +118,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     tp = params.train
     world = distributed.setup(tp.device, tp.batch_size)  # one process, or this rank under torchrun
     device = world.device
+
+    # Load the training images: uint8 on the device, normalized batch by batch.
     split = load_split(paths.prepared, "train")
     n_images = len(split.images)
     if n_images < tp.batch_size * tp.n_critic:
@@ -123,80 +128,78 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             f"{n_images} prepared training images; lower them"
         )
     spec = _arch_spec(params, split)
-    images = torch.from_numpy(split.images).to(device)  # uint8; batches are normalized on the fly
+    images = torch.from_numpy(split.images).to(device)
     labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
-
-    seed_everything(params.seed)
-    G, D = build_generator(spec).to(device), build_discriminator(spec).to(device)
-    if spec.conditional:  # G(z) draws labels with the training data's class frequencies
-        G.cond.classes.set_prior(torch.bincount(labels.cpu(), minlength=spec.num_classes))
     memory_format = fast.memory_format(device)
-    G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
-    loss = LOSSES.get(tp.loss)
-    lr_g, lr_d = tp.lr_g or tp.lr, tp.lr_d or tp.lr
-    opt_g = fast.adam(G.parameters(), lr_g, (tp.beta1, tp.beta2), device)
-    opt_d = fast.adam(D.parameters(), lr_d, (tp.beta1, tp.beta2), device)
-    ema = EMA(G, tp.ema_decay)
-    noise = seeded_generator(params.seed, 1)
-    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=seeded_generator(params.seed, 2)).to(
-        device
-    )
     batches = RealBatches(
-        images, labels, tp.batch_size, params.seed, "hflip" in tp.augment, memory_format, world.share
+        images=images,
+        labels=labels,
+        batch_size=tp.batch_size,
+        seed=params.seed,
+        flip="hflip" in tp.augment,
+        memory_format=memory_format,
+        share=world.share,
     )
-    live = _live_quality(params, paths, spec, device) if world.is_main else None
 
+    # Size the run and name it: the fingerprint names the folder of its checkpoints and grids.
     total = _total_steps(tp, batches.per_epoch, n_images)
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
     run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total)
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
-    history: list[list[float]] = []
-    live_history: list[list[float]] = []
-    start = 0
-    state = checkpoint.load_latest(run_dir, run_id, total)
+
+    # Construct networks, optimizers and G's moving average.
+    seed_everything(params.seed)  # the weights' init
+    G = build_generator(spec).to(device)
+    D = build_discriminator(spec).to(device)
+    if spec.conditional:  # G(z) draws labels with the training data's class frequencies
+        G.cond.classes.set_prior(torch.bincount(labels.cpu(), minlength=spec.num_classes))
+    G = G.to(memory_format=memory_format)
+    D = D.to(memory_format=memory_format)
+    loss = LOSSES.get(tp.loss)
+    lr_g = tp.lr_g or tp.lr
+    lr_d = tp.lr_d or tp.lr
+    opt_g = fast.adam(G.parameters(), lr_g, (tp.beta1, tp.beta2), device)
+    opt_d = fast.adam(D.parameters(), lr_d, (tp.beta1, tp.beta2), device)
+    ema = EMA(G, tp.ema_decay)
+    noise = stream(params.seed, Stream.LATENT_NOISE)
+    state = TrainState(fingerprint=run_id, G=G, D=D, opt_g=opt_g, opt_d=opt_d, ema=ema, noise=noise)
+
+    # Fixed latents for the sample grids, and live quality (rank 0 measures).
+    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=stream(params.seed, Stream.GRID_Z))
+    fixed_z = fixed_z.to(device)
+    live = _live_quality(params, paths, spec, device) if world.is_main else None
+
+    # Resume from the run's newest checkpoint, if it has one.
+    saved = checkpoint.load_latest(run_dir, run_id, total)
     world.barrier()  # every rank has read the checkpoints before rank 0 writes new ones
     if world.is_main:
         checkpoint.open_run(run_dir, material)
-    if state is None:
+    if saved is None:
         log.info("training run %s starts at step 0 (%s)", run_id[:16], run_dir)
     else:
-        G.load_state_dict(state["G"]), D.load_state_dict(state["D"])
-        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
-        ema.load_state_dict(state["ema"])
-        noise.set_state(state["noise"])
-        history, live_history = state["history"].tolist(), state["live"].tolist()
-        start = state["step"]
-        log.info("resuming from step %d of %d (%s)", start, total, run_dir)
+        state.load_state_dict(saved)
+        log.info("resuming from step %d of %d (%s)", state.step, total, run_dir)
+    start = state.step
     world.same_on_all_ranks(start, "the step training resumes from")
-
-    def snapshot(step: int) -> dict:
-        return {
-            "fingerprint": run_id,
-            "step": step,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "ema": ema.state_dict(),
-            "noise": noise.get_state(),
-            "history": torch.tensor(history, dtype=torch.float64),
-            "live": torch.tensor(live_history, dtype=torch.float64).reshape(-1, len(LIVE_COLUMNS)),
-        }
 
     # Forward passes run through DDP (gradient all-reduce) and torch.compile when on; state is read
     # from G and D. D stays eager under a gradient penalty: compiled graphs have no double backward.
     G_step = fast.compiled(world.wrap(G), tp.compile, device)
     D_step = fast.compiled(world.wrap(D), "off" if _double_backward(tp, loss) else tp.compile, device)
-    G.train(), D.train()
+    G.train()
+    D.train()
+
+    # Train.
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
-            torch.manual_seed(_step_seed(params.seed, step))  # dropout: replayable from (seed, step)
-            rng = seeded_generator(params.seed, 8, step)  # augmentation and GP mixing, replayable too
+            torch.manual_seed(_dropout_seed(params.seed, step))  # dropout: replayable from (seed, step)
+            rng = stream(params.seed, Stream.AUGMENT, step)  # augmentation and GP mixing, replayable too
             if schedule.depends_on_length(tp.lr_schedule):
                 factor = schedule.lr_factor(tp.lr_schedule, step, total)
-                schedule.set_lr(opt_g, lr_g, factor), schedule.set_lr(opt_d, lr_d, factor)
+                schedule.set_lr(opt_g, lr_g, factor)
+                schedule.set_lr(opt_d, lr_d, factor)
 
             # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
             for k in range(tp.n_critic):
@@ -228,40 +231,43 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             loss_g.backward()
             opt_g.step()
             ema.update(G, step)
+            done = step + 1
+            state.step = done
 
-            done, epoch = step + 1, batches.epoch_of(step * tp.n_critic)
-            row = [done, epoch, loss_d.item(), loss_g.item(), *_mean_d(logits_real, logits_fake)]
-            row[2:] = world.mean(row[2:])  # the global batch's losses, the same on every rank
+            # 3. Log the step's losses; stop on NaN.
+            epoch = batches.epoch_of(step * tp.n_critic)
+            row = _history_row(world, done, epoch, loss_d, loss_g, logits_real, logits_fake)
             _stop_if_diverged(row, run_dir)
-            history.append(row)
-            progress.update(loss_d=row[2], loss_g=row[3])
+            state.history.append(row)
+            progress.update(loss_d=row.loss_d, loss_g=row.loss_g)
 
-            # 3. Now and then: sample grid, live quality, checkpoint.
+            # 4. Now and then: sample grid, live quality, checkpoint.
             epoch_ends = batches.epoch_of(done * tp.n_critic) != epoch
             if world.is_main and ((epoch_ends and (epoch + 1) % grid_every == 0) or done == total):
                 _save_grid(ema.shadow, fixed_z, grids / f"epoch_{epoch + 1:03d}.png")
             if live is not None and (done % tp.eval_every == 0 or done == total):
-                live_history.append(_measure(live, ema.shadow, done, live_history, run_dir, spec))
-                _check_collapse(live_history[-1], tp, run_dir, snapshot)
+                state.live.append(_measure(live, ema.shadow, done, state.live, run_dir, spec))
+                _check_collapse(state.live[-1], tp, run_dir, state)
             if world.is_main and (done % tp.checkpoint_every == 0 or done == total):
-                checkpoint.save_checkpoint(run_dir, done, snapshot(done))
-
+                checkpoint.save_checkpoint(run_dir, done, state.state_dict())
     seconds = time.perf_counter() - began
-    if world.is_main:  # rank 0 writes every file, and only now: a run that stops keeps the last outputs
-        _write_history(paths.history, history)
-        _write_live(paths.live, live_history)
+
+    # Publish: rank 0 writes every file, and only now, so a run that stops keeps the last outputs.
+    if world.is_main:
+        write_csv(paths.history, state.history, HistoryRow)
+        if paths.live is not None:  # written even when empty (train.eval_every 0): DVC declares it a plot
+            write_csv(paths.live, state.live, LiveRow)
         checkpoint.publish_folder(grids, paths.samples)
         save_generator(paths.generator, ema.shadow, spec, step=total)
         checkpoint.prune_runs(paths.checkpoints, keep=run_dir)
-        _say_which_weights(live_history, total)
-    trained = total - start
+        _say_which_weights(state.live, total)
     return TrainResult(
-        total,
-        run_id,
-        **_live_summary(live_history),
+        steps=total,
+        fingerprint=run_id,
+        **_live_summary(state.live),
         resumed_from=start,
         seconds=seconds,
-        images_per_second=trained * tp.batch_size / max(seconds, 1e-9),
+        images_per_second=(total - start) * tp.batch_size / max(seconds, 1e-9),
     )
 
 
@@ -288,21 +294,21 @@ def _grid_every(batches: int, per_epoch: int, most: int = 20) -> int:
     return max(1, math.ceil(batches / per_epoch / most))
 
 
-def _say_which_weights(live_history: list[list[float]], total: int) -> None:
+def _say_which_weights(live_rows: list[LiveRow], total: int) -> None:
     """The last step's EMA weights are what is exported; say so when live FID preferred another."""
-    if not live_history:
+    if not live_rows:
         return
-    best = min(live_history, key=lambda r: r[1])
-    last = live_history[-1]
-    if int(best[0]) != int(last[0]) and best[1] < last[1]:
+    best = min(live_rows, key=lambda row: row.fid_live)
+    last = live_rows[-1]
+    if best.step != last.step and best.fid_live < last.fid_live:
         log.info(
             "models/generator.pt holds the last step's EMA weights (step %d, live FID %.3f), which evaluate, "
             "export and register use; the best live FID was %.3f at step %d (its weights are best.pt in the "
             "run's checkpoint folder). Live FID is measured on train.eval_samples images, so a small gap is noise",
             total,
-            last[1],
-            best[1],
-            int(best[0]),
+            last.fid_live,
+            best.fid_live,
+            best.step,
         )
 
 
@@ -333,8 +339,8 @@ def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
     return tp.r1_gamma > 0 or tp.r2_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
 
 
-def _step_seed(seed: int, step: int) -> int:
-    return int(seeded_generator(seed, 10, step).initial_seed())
+def _dropout_seed(seed: int, step: int) -> int:
+    return int(stream(seed, Stream.DROPOUT, step).initial_seed())
 
 
 def _augment(x: torch.Tensor, tp: TrainParams, rng: torch.Generator) -> torch.Tensor:
@@ -379,15 +385,36 @@ def _paired_real_logits(
         return D(_augment(real.detach(), tp, rng), y_real).float()
 
 
-def _mean_d(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> list[float]:
-    return [torch.sigmoid(logits_real).mean().item(), torch.sigmoid(logits_fake).mean().item()]
+def _history_row(
+    world: distributed.World,
+    step: int,
+    epoch: int,
+    loss_d: torch.Tensor,
+    loss_g: torch.Tensor,
+    logits_real: torch.Tensor,
+    logits_fake: torch.Tensor,
+) -> HistoryRow:
+    """The step's losses and D's mean outputs over the global batch: the same row on every rank."""
+    d_real = torch.sigmoid(logits_real).mean().item()
+    d_fake = torch.sigmoid(logits_fake).mean().item()
+    mean_loss_d, mean_loss_g, mean_d_real, mean_d_fake = world.mean(
+        [loss_d.item(), loss_g.item(), d_real, d_fake]
+    )
+    return HistoryRow(
+        step=step,
+        epoch=epoch,
+        loss_d=mean_loss_d,
+        loss_g=mean_loss_g,
+        d_real=mean_d_real,
+        d_fake=mean_d_fake,
+    )
 
 
-def _stop_if_diverged(row: list[float], checkpoints: Path) -> None:
-    if not all(math.isfinite(v) for v in row[2:4]):
+def _stop_if_diverged(row: HistoryRow, run_dir: Path) -> None:
+    if not (math.isfinite(row.loss_d) and math.isfinite(row.loss_g)):
         raise TrainingError(
-            f"loss became {row[2]} (D) / {row[3]} (G) at step {row[0]}; the last good checkpoint is kept "
-            f"in {checkpoints}. Lower train.lr (or train.lr_d), or stabilize D with a penalty "
+            f"loss became {row.loss_d} (D) / {row.loss_g} (G) at step {row.step}; the last good checkpoint "
+            f"is kept in {run_dir}. Lower train.lr (or train.lr_d), or stabilize D with a penalty "
             "(train.r1_gamma, train.loss=wgan_gp) or model.spectral_norm"
         )
 
@@ -405,7 +432,13 @@ def _live_quality(
         return None
     cache = paths.feature_cache or paths.checkpoints.parent / "feature_cache"
     return LiveQuality(
-        paths.evaluator, paths.prepared, cache, tp.eval_samples, spec.latent_dim, params.seed, device
+        evaluator=paths.evaluator,
+        prepared=paths.prepared,
+        cache=cache,
+        samples=tp.eval_samples,
+        latent_dim=spec.latent_dim,
+        seed=params.seed,
+        device=device,
     )
 
 
@@ -413,46 +446,53 @@ def _measure(
     live: LiveQuality,
     G: torch.nn.Module,
     step: int,
-    history: list[list[float]],
+    earlier: list[LiveRow],
     run_dir: Path,
     spec: ArchSpec,
-) -> list[float]:
+) -> LiveRow:
     """Live FID of the EMA generator; a new best is saved as best.pt in the run's folder."""
     result = live.measure(G)
-    row = [step, result["fid_live"], result["class_coverage"], result["class_kl"]]
-    if all(row[1] < old[1] for old in history):
-        save_generator(run_dir / "best.pt", G, spec, step=step, note=f"best fid_live {row[1]:.4g}")
+    row = LiveRow(
+        step=step,
+        fid_live=result["fid_live"],
+        class_coverage=result["class_coverage"],
+        class_kl=result["class_kl"],
+    )
+    if all(row.fid_live < old.fid_live for old in earlier):
+        save_generator(run_dir / "best.pt", G, spec, step=step, note=f"best fid_live {row.fid_live:.4g}")
     log.info("step %d: fid_live %.3f, class coverage %.2f, class KL %.3f", *row)
     return row
 
 
-def _check_collapse(row: list[float], tp: TrainParams, checkpoints: Path, snapshot) -> None:
-    coverage = row[2]
+def _check_collapse(row: LiveRow, tp: TrainParams, run_dir: Path, state: TrainState) -> None:
+    """Warn when live class coverage falls under train.collapse_coverage; with train.stop_on_collapse,
+    save a checkpoint (to go on from, with other settings) and stop."""
+    coverage = row.class_coverage
     if math.isnan(coverage) or coverage >= tp.collapse_coverage:
         return
     message = (
-        f"mode collapse at step {int(row[0])}: only {coverage:.0%} of the classes have >= 1% of the samples "
+        f"mode collapse at step {row.step}: only {coverage:.0%} of the classes have >= 1% of the samples "
         f"(threshold train.collapse_coverage={tp.collapse_coverage})"
     )
     if not tp.stop_on_collapse:
         log.warning("%s; training goes on (set train.stop_on_collapse to stop)", message)
         return
-    checkpoint.save_checkpoint(checkpoints, int(row[0]), snapshot(int(row[0])))
+    checkpoint.save_checkpoint(run_dir, row.step, state.state_dict())
     raise TrainingError(
-        f"{message}; stopped (train.stop_on_collapse), checkpoint kept in {checkpoints}. Try train.loss=hinge "
+        f"{message}; stopped (train.stop_on_collapse), checkpoint kept in {run_dir}. Try train.loss=hinge "
         "with model.spectral_norm, a lower train.lr_g, or model.conditional"
     )
 
 
-def _live_summary(live_history: list[list[float]]) -> dict:
-    if not live_history:
+def _live_summary(live_rows: list[LiveRow]) -> dict:
+    if not live_rows:
         return {}
-    best = min(live_history, key=lambda r: r[1])
+    best = min(live_rows, key=lambda row: row.fid_live)
     return {
-        "best_step": int(best[0]),
-        "best_fid_live": best[1],
-        "last_fid_live": live_history[-1][1],
-        "last_class_coverage": live_history[-1][2],
+        "best_step": best.step,
+        "best_fid_live": best.fid_live,
+        "last_fid_live": live_rows[-1].fid_live,
+        "last_class_coverage": live_rows[-1].class_coverage,
     }
 
 
@@ -463,21 +503,3 @@ def _save_grid(G: torch.nn.Module, z: torch.Tensor, path: Path) -> None:
         save_image(
             images, tmp, format="png", nrow=int(math.sqrt(len(z))), normalize=True, value_range=(-1, 1)
         )
-
-
-def _write_history(path: Path, history: list[list[float]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(HISTORY_COLUMNS)
-        for row in history:
-            writer.writerow([int(row[0]), int(row[1]), *(f"{v:.6g}" for v in row[2:])])
-
-
-def _write_live(path: Path | None, live_history: list[list[float]]) -> None:
-    if path is None:  # written even when empty (train.eval_every 0): DVC declares it as a plot
-        return
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(LIVE_COLUMNS)
-        for row in live_history:
-            writer.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
