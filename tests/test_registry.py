@@ -324,6 +324,22 @@ def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_pat
     assert json.loads(exported.registry.read_text()) == {"version": "previous"}
 
 
+def test_registry_cli_names_a_registry_that_is_down_in_one_line(tmp_path):
+    write_params(tmp_path / "params.yaml", {})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ganops", "registry", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: MLflow registry at http://127.0.0.1:9 failed: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_concurrent_registrations_of_the_same_files_give_one_version(exported, tmp_path):
     write_params(tmp_path / "params.yaml", {"register": {"experiment": "race"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

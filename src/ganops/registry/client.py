@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from ganops.config import RegisterParams
 from ganops.errors import RegistryError, TransientRegistryError
@@ -69,6 +70,21 @@ def registry_error(uri: str, err: Exception) -> RegistryError:
     )
 
 
+@contextlib.contextmanager
+def registry_errors(uri: str) -> Iterator[None]:
+    """Any failure of the registry (MLflow, HTTP, the database) inside the block becomes
+    ``registry_error``'s one-line message; the project's own errors pass unchanged."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as err:  # connection refused, HTTP errors, a locked database, ...
+        raise registry_error(uri, err) from None
+
+
+T = TypeVar("T")
+
+
 class ModelRegistry:
     def __init__(self, uri: str, name: str) -> None:
         # Fail in seconds, not minutes, when a server is down (MLflow's default retries for ~2 min).
@@ -114,18 +130,29 @@ class ModelRegistry:
             self._lease.verify()
 
     # --- reading -------------------------------------------------------------------------
-    def _version(self, version: str):
+    def _mlflow(self, call: Callable[[], T], **answers: Callable[[], T]) -> T:
+        """``call()``; an MLflow error whose code is one of ``answers`` gives that answer instead (a
+        value, or a user-facing error it raises), any other becomes ``registry_error``'s message."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version(self.name, str(version))
+            return call()
         except MlflowException as err:
-            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-                known = ", ".join(v["version"] for v in self.versions()) or "none"
-                raise RegistryError(
-                    f"{self.name} has no version {version}; versions: {known} (see `ganops registry list`)"
-                ) from None
-            raise
+            if err.error_code in answers:
+                return answers[err.error_code]()
+            raise registry_error(self.uri, err) from None
+
+    def _version(self, version: str):
+        return self._mlflow(
+            lambda: self.client.get_model_version(self.name, str(version)),
+            RESOURCE_DOES_NOT_EXIST=lambda: self._no_version(version),
+        )
+
+    def _no_version(self, version: str) -> NoReturn:
+        known = ", ".join(v["version"] for v in self.versions()) or "none"
+        raise RegistryError(
+            f"{self.name} has no version {version}; versions: {known} (see `ganops registry list`)"
+        ) from None
 
     def use_experiment(self, name: str) -> str:
         """Make ``name`` the active experiment, creating it with the right artifact root; returns its id."""
@@ -143,14 +170,12 @@ class ModelRegistry:
         return experiment_id
 
     def by_alias(self, alias: str):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_model_version_by_alias(self.name, alias)
-        except MlflowException as err:
-            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        """The version holding ``alias``; None when the model or the alias does not exist yet."""
+        return self._mlflow(
+            lambda: self.client.get_model_version_by_alias(self.name, alias),
+            RESOURCE_DOES_NOT_EXIST=lambda: None,
+            INVALID_PARAMETER_VALUE=lambda: None,  # what MLflow answers for an alias nobody set
+        )
 
     def candidate(self, alias: str) -> Candidate | None:
         version = self.by_alias(alias)
@@ -161,14 +186,9 @@ class ModelRegistry:
 
     def holders(self) -> dict[str, str]:
         """Alias -> version number, for every alias of the registered model."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            aliases = self.client.get_registered_model(self.name).aliases
-        except MlflowException as err:
-            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return {}
-            raise
+        aliases = self._mlflow(
+            lambda: self.client.get_registered_model(self.name).aliases, RESOURCE_DOES_NOT_EXIST=dict
+        )
         return {alias: str(version) for alias, version in sorted(aliases.items())}
 
     def versions(self) -> list[dict]:
@@ -193,14 +213,12 @@ class ModelRegistry:
     # --- writing -------------------------------------------------------------------------
     def create_version(self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]):
         """A new version of the registered model with all its tags, in one call (never an untagged version)."""
-        from mlflow.exceptions import MlflowException
-
         with self.lock():
-            try:
-                self.client.create_registered_model(self.name)
-            except MlflowException as err:
-                if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-                    raise
+            self._mlflow(
+                lambda: self.client.create_registered_model(self.name),
+                RESOURCE_ALREADY_EXISTS=lambda: None,
+                ALREADY_EXISTS=lambda: None,
+            )
             return self.client.create_model_version(
                 self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
             )
@@ -275,7 +293,5 @@ class ModelRegistry:
 
 def open_registry(params: RegisterParams, root: Path = Path(".")) -> ModelRegistry:
     uri = tracking_uri(params, root)
-    try:
+    with registry_errors(uri):
         return ModelRegistry(uri, params.model_name)
-    except Exception as err:
-        raise registry_error(uri, err) from None

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint
-from ganops.errors import DataError, RegistryError
+from ganops.errors import DataError
 from ganops.files import read_json, sha256_file, write_json
-from ganops.registry.client import open_registry, registry_error
+from ganops.registry.client import open_registry, registry_errors
 from ganops.registry.gate import Candidate
 from ganops.registry.registration import register_once
 from ganops.registry.tracking import log_pipeline, numeric
@@ -87,18 +87,14 @@ def run(params: Params, layout: Layout, **_) -> dict:
 
     registry = open_registry(p, layout.root)
     challenger = Candidate("new", float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics))
-    try:
+    with registry_errors(registry.uri):
         done = register_once(
             registry,
             p,
             tags,
             challenger,
-            lambda key: log_pipeline(params, layout, sidecar, flat_metrics, tags, read_json, key),
+            lambda key: log_pipeline(params, layout, sidecar, flat_metrics, tags, key),
         )
-    except RegistryError:
-        raise
-    except Exception as err:  # connection refused, HTTP errors, a locked database, ...
-        raise registry_error(registry.uri, err) from None
 
     verdict = ("promoted: " if done.promoted else "kept champion: ") + done.reason
     log.info("%s %s v%s; %s", "found" if done.reused else "registered", p.model_name, done.version, verdict)
