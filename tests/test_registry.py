@@ -314,6 +314,21 @@ def test_an_alias_move_cut_off_midway_keeps_alias_and_history_together(
     assert registry.history("champion") == [first["version"]]
 
 
+def test_changing_only_register_params_finds_the_model_already_registered(exported, sqlite_registry):
+    first = register(sqlite_registry, with_fid(exported, 20.0))
+    registered = exported.registered.read_bytes()
+    # What DVC reruns register for when only the register section changed: how and where, not what.
+    for changed in ({"promotion_margin": 0.5}, {"experiment": "another"}, {"challenger_alias": "candidate"}):
+        params = parse_params({"register": {"experiment": "gate-test", **changed}})
+        again = register(params, exported)
+        assert again == first, changed
+        assert exported.registered.read_bytes() == registered  # DVC's output: the same bytes
+    assert [v["version"] for v in open_registry(sqlite_registry.register).versions()] == ["1"]
+    # Params that shape the model are part of what is registered: the same files under them are another.
+    other = register(parse_params({"register": {"experiment": "gate-test"}, "train": {"lr": 1e-3}}), exported)
+    assert other["version"] == "2"
+
+
 def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.chdir(tmp_path)

@@ -9,8 +9,6 @@ a Prefect retry, DVC and Prefect on one workspace) finds the version already mad
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import subprocess
 from dataclasses import asdict
@@ -22,7 +20,7 @@ from ganops.errors import DataError
 from ganops.files import read_json, sha256_file, write_json
 from ganops.registry.client import open_registry, registry_errors
 from ganops.registry.gate import Candidate
-from ganops.registry.registration import register_once
+from ganops.registry.registration import params_sha256, register_once
 from ganops.registry.tracking import log_pipeline, numeric
 from ganops.stages import Layout
 
@@ -75,7 +73,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
     tags = {
         "git_commit": _git_commit(layout.root),
         "dataset_sha256": dataset_fingerprint(layout.prepared),
-        "params_sha256": hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True).encode()).hexdigest(),
+        "params_sha256": params_sha256(params),  # not the register section: where, not what
         "evaluator_sha256": metrics["evaluator_sha256"],
         "onnx_sha256": sidecar["sha256"],
         # The evaluation is part of what is registered: another fid_domain is another registration.
