@@ -42,11 +42,38 @@ _TRANSIENT = (
 )
 
 
+# Where DVC makes the copies that `dvc exp run --temp` and queued experiments run in (DVC 3:
+# <workspace>/.dvc/tmp/exps/standalone/tmpXXXX/ for --temp), deleted after the run.
+_EXPERIMENT_COPIES = (".dvc", "tmp", "exps")
+
+
+def workspace_path(path: Path) -> Path:
+    """``path`` (resolved), or, when it lies in a copy DVC made for a temporary experiment, the same
+    place in the workspace the copy was made from: what is written there outlives the run."""
+    here = path.resolve()
+    parts = here.parts
+    for i in range(len(parts) - len(_EXPERIMENT_COPIES)):
+        if parts[i : i + len(_EXPERIMENT_COPIES)] != _EXPERIMENT_COPIES:
+            continue
+        workspace, copies = Path(*parts[:i]), Path(*parts[: i + len(_EXPERIMENT_COPIES)])
+        # The copy is a git clone: its root is the outermost folder below copies/ that holds .git.
+        below = [a for a in (*reversed(here.parents), here) if a != copies and a.is_relative_to(copies)]
+        copy = next((a for a in below if (a / ".git").exists()), None)
+        if copy is not None and (workspace / ".dvc" / "config").is_file():  # `dvc init` writes it
+            return workspace / here.relative_to(copy)
+    return here
+
+
 def resolve_tracking_uri(explicit: str | None, root: Path = Path(".")) -> str:
-    """``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root."""
-    if explicit or os.environ.get("MLFLOW_TRACKING_URI"):
-        return explicit or os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    """``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root.
+
+    A relative SQLite path is relative to the project root. Inside a temporary DVC experiment
+    (`dvc exp run --temp`, queued runs) a SQLite file is the workspace's, not the copy's, which DVC
+    deletes after the run: the version is registered where the workspace registers."""
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:///"):
+        return uri
+    return f"sqlite:///{workspace_path(root / uri.removeprefix('sqlite:///'))}"
 
 
 def tracking_uri(params: RegisterParams, root: Path = Path(".")) -> str:

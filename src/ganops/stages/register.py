@@ -18,7 +18,7 @@ from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint
 from ganops.errors import DataError
 from ganops.files import read_json, sha256_file, write_json
-from ganops.registry.client import open_registry, registry_errors
+from ganops.registry.client import open_registry, registry_errors, workspace_path
 from ganops.registry.gate import Candidate
 from ganops.registry.registration import params_sha256, register_once
 from ganops.registry.tracking import log_pipeline, numeric
@@ -96,6 +96,16 @@ def run(params: Params, layout: Layout, **_) -> dict:
 
     verdict = ("promoted: " if done.promoted else "kept champion: ") + done.reason
     log.info("%s %s v%s; %s", "found" if done.reused else "registered", p.model_name, done.version, verdict)
+    here = layout.root.resolve()
+    if workspace_path(here) != here and registry.uri.startswith("sqlite:///"):
+        log.info(
+            "this run is a temporary DVC experiment in %s, which DVC deletes afterwards: v%s is in the "
+            "workspace's registry, %s (`ganops registry list` in %s shows it)",
+            here,
+            done.version,
+            registry.uri,
+            workspace_path(here),
+        )
     record = {
         "tracking_uri": registry.uri,
         "model_name": p.model_name,
