@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5000, help="generated images per checkpoint")
     parser.add_argument("--max-train", type=int, default=None, help="a smaller train split (a quick try)")
     parser.add_argument(
+        "--data-root", default=None, help="Fashion-MNIST's IDX files (default: Debian's, else data/raw)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 is ~4x faster on a contended machine)"
     )
     parser.add_argument("--json", default=None, help="also write every number to this file")
@@ -180,7 +183,7 @@ def main() -> None:
     began = time.perf_counter()
 
     raw = yaml.safe_load(Path(args.params).read_text())
-    raw["data"] = {"source": "fashion-mnist", "max_train": args.max_train}  # Debian's files, 32x32
+    raw["data"] = {"source": "fashion-mnist", "root": args.data_root, "max_train": args.max_train}  # 32x32
     params = parse_params(raw)
     with tempfile.TemporaryDirectory(prefix="ganops-evaluator-validation-") as tmp:
         layout = Layout(Path(tmp))

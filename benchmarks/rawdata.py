@@ -1,8 +1,8 @@
 """Cost of the raw-data fingerprint that the validate stage takes on every `dvc repro`.
 
-    python benchmarks/rawdata.py [--files 20000] [--kb 4]
+    python benchmarks/rawdata.py [--files 20000] [--kb 4] [--fashion-mnist FOLDER]
 
-Fingerprints Debian's Fashion-MNIST files and a fabricated folder of --files image-sized files,
+Fingerprints Debian's Fashion-MNIST files (or those in --fashion-mnist) and a fabricated folder of --files image-sized files,
 first with an empty hash cache (every file read: what the first run and a fresh clone pay) and then
 warm (only stat calls: what every later `dvc repro` pays), and prints seconds and the warm/cold ratio.
 """
@@ -30,6 +30,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--kb", type=int, default=4, help="size of each fabricated file")
+    parser.add_argument(
+        "--fashion-mnist", default=None, help="folder of the IDX files (default: Debian's, else data/raw)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -37,7 +40,7 @@ def main() -> int:
         for i in range(args.files):
             (folder / f"{i:06d}.png").write_bytes(os.urandom(args.kb * 1024))
         cases = [
-            ("fashion-mnist (Debian, 4 files)", DataParams()),
+            ("fashion-mnist (4 files)", DataParams(root=args.fashion_mnist)),
             (
                 f"image folder ({args.files} files of {args.kb} KB)",
                 DataParams(source="imagefolder", root=str(folder)),

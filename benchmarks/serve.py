@@ -30,6 +30,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from ganops.serve.loadgen import run_load  # noqa: E402
 from serve_helpers import free_port, serve_process  # noqa: E402
 
+WARM_UP = 50  # requests per server before the timed rounds
+
 
 def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
@@ -123,7 +125,8 @@ def main() -> None:
     except Exception as err:
         fail(f"baseline set-up failed: no PyTorch flavor for {args.model} ({type(err).__name__}: {err})")
     rng = np.random.default_rng(0)
-    latents = rng.standard_normal((args.requests, 1, latent), dtype=np.float32).round(6).tolist()
+    count = max(args.requests, WARM_UP)  # one latent per request, warm-up included
+    latents = rng.standard_normal((count, 1, latent), dtype=np.float32).round(6).tolist()
 
     def mlflow_body(i: int) -> dict:
         return {"inputs": latents[i]}
@@ -147,7 +150,7 @@ def main() -> None:
         except Exception as err:
             fail(f"baseline `mlflow models serve -m {uri}` failed to start: {type(err).__name__}: {err}")
         for name, (base, options) in servers.items():  # warm-up; a server that errors here fails the run
-            result = run_load(base, requests=50, clients=args.clients, n=1, **options)
+            result = run_load(base, requests=WARM_UP, clients=args.clients, n=1, **options)
             if result.errors:
                 which = "baseline" if name.startswith("mlflow") else "candidate"
                 fail(f"{which} {name} answered errors on warm-up: statuses {result.statuses}")

@@ -1,7 +1,13 @@
-"""The published benchmarks run their smallest setting: the numbers in docs/ come from code that works."""
+"""Every script in benchmarks/ runs its smallest setting: the numbers in docs/ come from code that works.
+
+Each test runs the script as a user does (a separate process) on the tests' tiny data and settings
+and checks the table it prints; ``test_every_benchmark_has_a_smoke_run`` keeps the list complete.
+"""
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,29 +15,85 @@ from pathlib import Path
 import pytest
 
 from ganops.config import parse_params
+from ganops.files import write_json
+from ganops.models import ArchSpec, build_generator
+from ganops.models.io import save_generator
 from ganops.stages import Layout
 from ganops.stages.evaluator import run as train_evaluator
+from ganops.stages.export import run as export
 from ganops.stages.prepare import run as prepare
 
 from conftest import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKED = {  # script -> the test that runs it
+    "ema_decay.py": "test_ema_decay_scores_each_shadow",
+    "evaluator_validation.py": "test_evaluator_validation_prints_both_tables",
+    "fp16_parity.py": "test_fp16_parity_measures_a_trained_generator",
+    "inference.py": "test_inference_times_torch_and_onnx_runtime",
+    "pipeline.py": "test_pipeline_benchmark_finds_no_op_reruns_from_a_clean_project",
+    "quality.py": "test_quality_scores_a_configuration",
+    "quality_curve.py": "test_the_quality_curve_resumes_each_point_and_draws_its_plot",
+    "rawdata.py": "test_rawdata_fingerprint_cold_and_warm",
+    "register.py": "test_register_times_a_registration_and_its_retries",
+    "serve.py": "test_serve_compares_ganops_serve_with_mlflow_models_serve",
+    "serve_load.py": "test_serve_load_with_and_without_micro_batching",
+    "train_throughput.py": "test_train_throughput_runs_baseline_and_candidate",
+}
 
 
-def test_the_quality_curve_resumes_each_point_and_draws_its_plot(tiny_idx, tmp_path):
+def bench(script: str, *args, cwd: Path = REPO, env: dict | None = None, timeout: int = 600) -> str:
+    """Run benchmarks/<script> as a user does; its stdout (it must exit 0)."""
+    command = [sys.executable, str(REPO / "benchmarks" / script), *map(str, args)]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{script}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of the markdown table rows a script printed (header and rule left out)."""
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")
+    ]
+    return [r for r in rows[1:] if not set("".join(r)) <= set("-")]
+
+
+def test_every_benchmark_has_a_smoke_run():
+    assert sorted(SMOKED) == sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))
+    assert all(name in globals() for name in SMOKED.values())
+
+
+@pytest.fixture(scope="module")
+def project(tiny_idx, tmp_path_factory):
+    """data/prepared and models/evaluator.pt from the tiny params: what the training benchmarks need."""
+    root = tmp_path_factory.mktemp("bench-project")
     raw = tiny_params(tiny_idx)
     params = parse_params(raw)
-    prepare(params, Layout(tmp_path))
-    train_evaluator(params, Layout(tmp_path))
+    prepare(params, Layout(root))
+    train_evaluator(params, Layout(root))
+    return root, write_params(root / "params.yaml", raw)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Layout:
+    """A tiny generator.pt exported to ONNX, with the files register reads beside it."""
+    spec = ArchSpec(arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=4, d_width=4)
+    layout = Layout(tmp_path_factory.mktemp("bench-exported"))
+    save_generator(layout.generator, build_generator(spec).eval(), spec, step=1, note="test")
+    export(parse_params({}), layout)
+    write_json(layout.prepared / "manifest.json", {"splits": {"train": {"images_sha256": "a" * 64}}})
+    write_json(layout.metrics, {"fid_domain": 20.0, "kid_domain": 0.01, "evaluator_sha256": "a" * 64})
+    return layout
+
+
+def test_the_quality_curve_resumes_each_point_and_draws_its_plot(project, tmp_path):
+    root, params = project
     out = tmp_path / "out"
-    command = [
-        sys.executable, str(REPO / "benchmarks" / "quality_curve.py"),
-        "--params", str(write_params(tmp_path / "params.yaml", raw)),
-        "--project", str(tmp_path), "--only", "dcgan-ns", "dcgan-wgan-gp", "--epochs", "2", "1",
-        "--jsonl", str(out / "curve.jsonl"), "--csv-dir", str(out / "curve"), "--png", str(out / "curve.png"),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    bench(
+        "quality_curve.py", "--params", params,
+        "--project", root, "--only", "dcgan-ns", "dcgan-wgan-gp", "--epochs", "2", "1",
+        "--jsonl", out / "curve.jsonl", "--csv-dir", out / "curve", "--png", out / "curve.png",
+    )  # fmt: skip
 
     rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert [(r["config"], r["epochs"]) for r in rows] == [
@@ -76,3 +138,130 @@ def test_the_published_curve_is_what_dvc_plots_draws():
             assert float(row["fid_domain"]) == pytest.approx(
                 newest[config, int(row["epochs"])]["fid_domain"], rel=1e-5
             )
+
+
+def test_ema_decay_scores_each_shadow(project):
+    root, params = project
+    out = bench(
+        "ema_decay.py",
+        "--params",
+        params,
+        "--project",
+        root,
+        "--seeds",
+        0,
+        "--decays",
+        0.9,
+        0.99,
+        "--max-steps",
+        3,
+    )
+    assert [row[0] for row in table_rows(out)] == ["0.9", "0.99"]
+    assert re.search(r"seed 0 ema_decay 0.99: fid_domain \d", out)
+
+
+def test_quality_scores_a_configuration(project, tmp_path):
+    root, params = project
+    jsonl = tmp_path / "quality.jsonl"
+    out = bench(
+        "quality.py", "--params", params, "--project", root, "--seeds", 1, "--max-steps", 3, "--only", "dcgan-ns",
+        "--jsonl", jsonl,
+    )  # fmt: skip
+    [row] = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert row["config"] == "dcgan-ns" and row["fid_domain"] > 0 and row["ratio"] > 0
+    assert table_rows(out)[0][:2] == ["dcgan-ns", "1"]
+
+
+def test_evaluator_validation_prints_both_tables(tiny_idx, tmp_path):
+    params = write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
+    out = bench(
+        "evaluator_validation.py", "--params", params, "--data-root", tiny_idx, "--methods", "rotation",
+        "--reference", 64, "--count", 64, "--steps", 1, 2, 3, "--samples", 64, "--threads", 1,
+        "--json", tmp_path / "validation.json",
+    )  # fmt: skip
+    record = json.loads((tmp_path / "validation.json").read_text())
+    assert set(record["a"]) == set(record["b"]) == {"supervised", "rotation", "untrained"}
+    assert all(len(fids) == 3 for fids in record["b"].values())
+    assert "Spearman vs supervised" in out and "monotone in noise" in out
+
+
+def test_fp16_parity_measures_a_trained_generator(tiny_idx):
+    out = bench(
+        "fp16_parity.py", "--data-root", tiny_idx, "--steps", 2, "--only", "dcgan-32-1", "--factors", 1
+    )
+    [row] = [json.loads(line.split(" (trained")[0]) for line in out.splitlines() if line.startswith("{")]
+    assert row["config"] == "dcgan-32-1" and row["steps"] == 2
+    assert "max_grey_diff" in row or "error" in row  # export may skip fp16, with its reason
+
+
+def test_inference_times_torch_and_onnx_runtime(exported, tmp_path):
+    params = write_params(tmp_path / "params.yaml", {"model": {"latent_dim": 8}})
+    out = bench(
+        "inference.py", exported.generator, "--params", params, "--threads", 1, "--iters", 5, "--rounds", 1
+    )
+    runtimes = {(row[0], row[1]) for row in table_rows(out)}
+    for batch in ("1", "64", "1024"):
+        assert {
+            (batch, "torch eager, inference_mode (cpu)"),
+            (batch, "ONNX Runtime, CPU provider"),
+        } <= runtimes
+
+
+def test_rawdata_fingerprint_cold_and_warm(tiny_idx):
+    out = bench("rawdata.py", "--files", 20, "--kb", 1, "--fashion-mnist", tiny_idx)
+    lines = out.splitlines()
+    assert lines[1].startswith("fashion-mnist (4 files)") and lines[1].split()[-5] == "4"
+    assert lines[2].startswith("image folder (20 files of 1 KB)") and lines[2].split()[-5] == "20"
+
+
+def test_register_times_a_registration_and_its_retries():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    out = bench("register.py", "--repeats", 1, env=env)
+    assert "retry, version complete (found)" in out and "retry after outage (pending -> complete)" in out
+
+
+def test_serve_load_with_and_without_micro_batching(exported):
+    out = bench("serve_load.py", exported.onnx, "--requests", 16, "--clients", 2, "--rounds", 1)
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert {(r["n"], r["batching"]) for r in rows} == {(1, False), (1, True), (64, False), (64, True)}
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in rows)
+    assert "n=64: micro-batching throughput gain" in out
+
+
+def test_serve_compares_ganops_serve_with_mlflow_models_serve(exported, tmp_path, monkeypatch):
+    from ganops.stages.register import run as register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    # serve.py sizes the baseline's latents from the run's model.latent_dim: the exported generator's.
+    register(parse_params({"model": {"latent_dim": 8}, "register": {"experiment": "bench-serve"}}), exported)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # mlflow
+    out = bench("serve.py", "--requests", 20, "--clients", 2, "--rounds", 1, env=env)
+    servers = {row[0]: row for row in table_rows(out)}
+    assert set(servers) == {
+        "ganops serve (ONNX Runtime, micro-batching)",
+        "mlflow models serve (PyTorch flavor)",
+    }
+    assert all(row[-1] == "0" for row in servers.values())  # no errors
+    assert "requests/s ratio" in out
+
+
+def test_train_throughput_runs_baseline_and_candidate(tiny_idx, tmp_path):
+    params = write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
+    out = bench(
+        "train_throughput.py", "--params", params, "--batch-sizes", 16, "--steps", 2, "--warm", 1, "--rounds", 1,
+        "--max-train", 64, "--device", "cpu",
+    )  # fmt: skip
+    loops = [row[1] for row in table_rows(out)]
+    assert loops[0].startswith("baseline: eager loop") and "ganops train(): defaults for this device" in loops
+    assert all(row[0] == "16" and float(row[2].replace(",", "")) > 0 for row in table_rows(out))
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_finds_no_op_reruns_from_a_clean_project():
+    """A clean project: the whole tiny DAG under DVC, then Prefect; validate reruns by design, nothing else."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # dvc
+    out = bench("pipeline.py", "--repeats", 1, env=env, timeout=900)
+    names = [row[0] for row in table_rows(out)]
+    assert names == ["no-op dvc repro", "cached Prefect rerun (fresh process)", "ganops --help"]

@@ -1,5 +1,7 @@
 """Metric sanity: coverage, precision/recall, bootstrap, the feature cache, and fid_inception's branch."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -153,6 +155,27 @@ def test_fid_inception_is_omitted_with_a_notice_without_weights(trained, tmp_pat
     report = evaluate(params, Layout(root), inception_builder=lambda path: pytest.fail("must not be built"))
     assert "fid_inception" not in report
     assert len(report["notes"]) == 1 and "fid_inception omitted" in report["notes"][0]
+
+
+def test_a_test_split_too_small_for_the_floor_is_noted_with_its_fix(trained, tmp_path, caplog, monkeypatch):
+    tiny_idx, root = trained
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))  # no fid_inception
+    project = tmp_path / "small-test"
+    shutil.copytree(root, project)  # the trained generator and evaluator (feature_dim 16: 32 images needed)
+    for max_test, noted in ((24, True), (32, False)):
+        params = parse_params(tiny_params(tiny_idx, **{"data.max_test": max_test}))
+        prepare(params, Layout(project))
+        caplog.clear()
+        report = evaluate(params, Layout(project))
+        assert report["counts"]["reference"] == max_test
+        floor_notes = [n for n in report["notes"] if n.startswith("floor unreliable")]
+        warned = [
+            r.message for r in caplog.records if r.levelname == "WARNING" and "floor unreliable" in r.message
+        ]
+        assert bool(floor_notes) == bool(warned) == noted, report["notes"]
+        if noted:
+            assert "has 24 images, fewer than the 32" in floor_notes[0]
+            assert "more images" in floor_notes[0] and "data.test_fraction" in floor_notes[0]
 
 
 class Payload:

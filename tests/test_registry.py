@@ -16,7 +16,7 @@ from ganops.errors import RegistryError, TransientRegistryError
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
 from ganops.models.io import save_generator
-from ganops.registry.client import open_registry
+from ganops.registry.client import open_registry, resolve_tracking_uri, workspace_path
 from ganops.registry.gate import Candidate, decide
 from ganops.stages import Layout
 from ganops.stages.export import run as export
@@ -26,6 +26,7 @@ from serve_helpers import free_port
 
 from conftest import write_params
 
+REPO = Path(__file__).resolve().parents[1]
 SHA = "a" * 64
 
 
@@ -314,6 +315,78 @@ def test_an_alias_move_cut_off_midway_keeps_alias_and_history_together(
     assert registry.history("champion") == [first["version"]]
 
 
+def test_changing_only_register_params_finds_the_model_already_registered(exported, sqlite_registry):
+    first = register(sqlite_registry, with_fid(exported, 20.0))
+    registered = exported.registered.read_bytes()
+    # What DVC reruns register for when only the register section changed: how and where, not what.
+    for changed in ({"promotion_margin": 0.5}, {"experiment": "another"}, {"challenger_alias": "candidate"}):
+        params = parse_params({"register": {"experiment": "gate-test", **changed}})
+        again = register(params, exported)
+        assert again == first, changed
+        assert exported.registered.read_bytes() == registered  # DVC's output: the same bytes
+    assert [v["version"] for v in open_registry(sqlite_registry.register).versions()] == ["1"]
+    # Params that shape the model are part of what is registered: the same files under them are another.
+    other = register(parse_params({"register": {"experiment": "gate-test"}, "train": {"lr": 1e-3}}), exported)
+    assert other["version"] == "2"
+
+
+def test_a_temporary_dvc_experiment_copy_maps_to_its_workspace(tmp_path, monkeypatch):
+    workspace = tmp_path / "ws"
+    (workspace / ".dvc").mkdir(parents=True)
+    (workspace / ".dvc" / "config").touch()  # as `dvc init` leaves it
+    copy = workspace / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12cd"  # what DVC 3.67 makes
+    (copy / ".git").mkdir(parents=True)
+    assert workspace_path(copy) == workspace
+    assert workspace_path(copy / "reports" / "x.json") == workspace / "reports" / "x.json"
+    assert workspace_path(workspace / "mlflow.db") == workspace / "mlflow.db"
+    cache = workspace / ".dvc" / "tmp" / "exps" / "cache"  # no git clone: not an experiment's copy
+    cache.mkdir()
+    assert workspace_path(cache) == cache
+    lookalike = tmp_path / "not-dvc" / ".dvc" / "tmp" / "exps" / "run" / "tmp1"  # no DVC repository above
+    (lookalike / ".git").mkdir(parents=True)
+    assert workspace_path(lookalike) == lookalike
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None, copy) == f"sqlite:///{workspace / 'mlflow.db'}"
+    assert resolve_tracking_uri("sqlite:///reg/m.db", copy) == f"sqlite:///{workspace / 'reg' / 'm.db'}"
+    assert resolve_tracking_uri(None, workspace) == f"sqlite:///{workspace / 'mlflow.db'}"
+    assert resolve_tracking_uri("http://127.0.0.1:5000", copy) == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert resolve_tracking_uri(None, copy) == f"sqlite:///{workspace / 'mlflow.db'}"
+
+
+def test_dvc_exp_run_temp_registers_into_the_workspace_registry(exported, monkeypatch):
+    """`dvc exp run --temp` runs register in a copy under .dvc/tmp/exps/ that DVC deletes afterwards:
+    the version must land in the workspace's mlflow.db, and the run must say so."""
+    root = with_fid(exported, 20.0).root
+    write_params(root / "params.yaml", parse_params({"register": {"experiment": "temp-exp"}}).model_dump())
+    stage = {
+        "cmd": "ganops register",
+        "deps": ["models/generator.onnx", "models/generator.onnx.json", "reports/metrics.json"],
+        "params": ["seed", "register"],
+        "outs": ["reports/registered.json"],
+    }
+    (root / "dvc.yaml").write_text(json.dumps({"stages": {"register": stage}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(DVC_NO_ANALYTICS="1", PYTHONPATH=str(REPO / "src"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # ganops and dvc
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "project"],
+        ["dvc", "exp", "run", "--temp"],
+    ):
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{cmd}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    output = done.stdout + done.stderr
+    assert "temporary DVC experiment in" in output and f"sqlite:///{root / 'mlflow.db'}" in output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    [version] = open_registry(parse_params({}).register).versions()
+    assert version["aliases"] == ["challenger", "champion"] and version["tags"]["ganops.state"] == "complete"
+    assert not list((root / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))  # nothing left in a copy
+
+
 def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.chdir(tmp_path)
@@ -322,6 +395,22 @@ def test_registry_that_is_down_fails_clearly_and_keeps_outputs(exported, tmp_pat
     with pytest.raises(RegistryError, match=r"MLflow registry at http://127.0.0.1:9 failed"):
         register(parse_params({}), with_fid(exported, 20.0))
     assert json.loads(exported.registry.read_text()) == {"version": "previous"}
+
+
+def test_registry_cli_names_a_registry_that_is_down_in_one_line(tmp_path):
+    write_params(tmp_path / "params.yaml", {})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ganops", "registry", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: MLflow registry at http://127.0.0.1:9 failed: ")
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_concurrent_registrations_of_the_same_files_give_one_version(exported, tmp_path):

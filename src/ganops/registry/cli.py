@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ganops.clitools import ParamsOption, user_errors
+
+if TYPE_CHECKING:
+    from ganops.config import RegisterParams
+    from ganops.registry.client import ModelRegistry
 
 app = typer.Typer(no_args_is_help=True, help="Inspect the model registry and move aliases by hand.")
 
@@ -15,19 +22,23 @@ ReasonOption = typer.Option(..., "--reason", "-r", help="why; recorded on the ve
 AliasOption = typer.Option(None, "--alias", help="alias to move (default: register.champion_alias)")
 
 
-def _open(params: Path):
+@contextlib.contextmanager
+def _opened(params: Path) -> Iterator[tuple[ModelRegistry, RegisterParams]]:
+    """The registry and the register section; any error inside is one ``error: ...`` line."""
     from ganops.config import load_params
-    from ganops.registry.client import open_registry
+    from ganops.registry.client import open_registry, registry_errors
 
-    register = load_params(params).register
-    return open_registry(register), register
+    with user_errors():
+        register = load_params(params).register
+        registry = open_registry(register)
+        with registry_errors(registry.uri):
+            yield registry, register
 
 
 @app.command("list")
 def list_versions(params: Path = ParamsOption) -> None:
     """One line per version (number, aliases, fid_domain, gate decision), then each alias's holder and why."""
-    with user_errors():
-        registry, _ = _open(params)
+    with _opened(params) as (registry, _):
         versions = registry.versions()
         for v in versions:
             tags = v["tags"]
@@ -49,8 +60,7 @@ def list_versions(params: Path = ParamsOption) -> None:
 @app.command()
 def show(version: str, params: Path = ParamsOption) -> None:
     """Everything the registry knows about VERSION, as JSON."""
-    with user_errors():
-        registry, _ = _open(params)
+    with _opened(params) as (registry, _):
         typer.echo(json.dumps(registry.show(version), indent=2))
 
 
@@ -59,8 +69,7 @@ def promote(
     version: str, reason: str = ReasonOption, alias: str = AliasOption, params: Path = ParamsOption
 ) -> None:
     """Point the champion alias (or --alias) at VERSION, bypassing the gate."""
-    with user_errors():
-        registry, register = _open(params)
+    with _opened(params) as (registry, register):
         registry.move_alias(alias or register.champion_alias, version, f"promoted by hand: {reason}")
         typer.echo(f"{registry.name}@{alias or register.champion_alias} -> v{version}")
 
@@ -68,7 +77,6 @@ def promote(
 @app.command()
 def rollback(reason: str = ReasonOption, alias: str = AliasOption, params: Path = ParamsOption) -> None:
     """Point the champion alias (or --alias) back at the version that held it before."""
-    with user_errors():
-        registry, register = _open(params)
+    with _opened(params) as (registry, register):
         version = registry.rollback(alias or register.champion_alias, reason)
         typer.echo(f"{registry.name}@{alias or register.champion_alias} -> v{version}")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from ganops.config import RegisterParams
 from ganops.errors import RegistryError, TransientRegistryError
@@ -41,11 +42,38 @@ _TRANSIENT = (
 )
 
 
+# Where DVC makes the copies that `dvc exp run --temp` and queued experiments run in (DVC 3:
+# <workspace>/.dvc/tmp/exps/standalone/tmpXXXX/ for --temp), deleted after the run.
+_EXPERIMENT_COPIES = (".dvc", "tmp", "exps")
+
+
+def workspace_path(path: Path) -> Path:
+    """``path`` (resolved), or, when it lies in a copy DVC made for a temporary experiment, the same
+    place in the workspace the copy was made from: what is written there outlives the run."""
+    here = path.resolve()
+    parts = here.parts
+    for i in range(len(parts) - len(_EXPERIMENT_COPIES)):
+        if parts[i : i + len(_EXPERIMENT_COPIES)] != _EXPERIMENT_COPIES:
+            continue
+        workspace, copies = Path(*parts[:i]), Path(*parts[: i + len(_EXPERIMENT_COPIES)])
+        # The copy is a git clone: its root is the outermost folder below copies/ that holds .git.
+        below = [a for a in (*reversed(here.parents), here) if a != copies and a.is_relative_to(copies)]
+        copy = next((a for a in below if (a / ".git").exists()), None)
+        if copy is not None and (workspace / ".dvc" / "config").is_file():  # `dvc init` writes it
+            return workspace / here.relative_to(copy)
+    return here
+
+
 def resolve_tracking_uri(explicit: str | None, root: Path = Path(".")) -> str:
-    """``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root."""
-    if explicit or os.environ.get("MLFLOW_TRACKING_URI"):
-        return explicit or os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    """``explicit``, else $MLFLOW_TRACKING_URI, else a SQLite file in the project root.
+
+    A relative SQLite path is relative to the project root. Inside a temporary DVC experiment
+    (`dvc exp run --temp`, queued runs) a SQLite file is the workspace's, not the copy's, which DVC
+    deletes after the run: the version is registered where the workspace registers."""
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:///"):
+        return uri
+    return f"sqlite:///{workspace_path(root / uri.removeprefix('sqlite:///'))}"
 
 
 def tracking_uri(params: RegisterParams, root: Path = Path(".")) -> str:
@@ -67,6 +95,21 @@ def registry_error(uri: str, err: Exception) -> RegistryError:
         f"MLflow registry at {uri} failed: {text.splitlines()[0][:300]}. Check that the tracking server is up "
         "and MLFLOW_TRACKING_URI is right; earlier outputs are untouched"
     )
+
+
+@contextlib.contextmanager
+def registry_errors(uri: str) -> Iterator[None]:
+    """Any failure of the registry (MLflow, HTTP, the database) inside the block becomes
+    ``registry_error``'s one-line message; the project's own errors pass unchanged."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as err:  # connection refused, HTTP errors, a locked database, ...
+        raise registry_error(uri, err) from None
+
+
+T = TypeVar("T")
 
 
 class ModelRegistry:
@@ -114,18 +157,29 @@ class ModelRegistry:
             self._lease.verify()
 
     # --- reading -------------------------------------------------------------------------
-    def _version(self, version: str):
+    def _mlflow(self, call: Callable[[], T], **answers: Callable[[], T]) -> T:
+        """``call()``; an MLflow error whose code is one of ``answers`` gives that answer instead (a
+        value, or a user-facing error it raises), any other becomes ``registry_error``'s message."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version(self.name, str(version))
+            return call()
         except MlflowException as err:
-            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-                known = ", ".join(v["version"] for v in self.versions()) or "none"
-                raise RegistryError(
-                    f"{self.name} has no version {version}; versions: {known} (see `ganops registry list`)"
-                ) from None
-            raise
+            if err.error_code in answers:
+                return answers[err.error_code]()
+            raise registry_error(self.uri, err) from None
+
+    def _version(self, version: str):
+        return self._mlflow(
+            lambda: self.client.get_model_version(self.name, str(version)),
+            RESOURCE_DOES_NOT_EXIST=lambda: self._no_version(version),
+        )
+
+    def _no_version(self, version: str) -> NoReturn:
+        known = ", ".join(v["version"] for v in self.versions()) or "none"
+        raise RegistryError(
+            f"{self.name} has no version {version}; versions: {known} (see `ganops registry list`)"
+        ) from None
 
     def use_experiment(self, name: str) -> str:
         """Make ``name`` the active experiment, creating it with the right artifact root; returns its id."""
@@ -143,14 +197,12 @@ class ModelRegistry:
         return experiment_id
 
     def by_alias(self, alias: str):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_model_version_by_alias(self.name, alias)
-        except MlflowException as err:
-            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        """The version holding ``alias``; None when the model or the alias does not exist yet."""
+        return self._mlflow(
+            lambda: self.client.get_model_version_by_alias(self.name, alias),
+            RESOURCE_DOES_NOT_EXIST=lambda: None,
+            INVALID_PARAMETER_VALUE=lambda: None,  # what MLflow answers for an alias nobody set
+        )
 
     def candidate(self, alias: str) -> Candidate | None:
         version = self.by_alias(alias)
@@ -161,14 +213,9 @@ class ModelRegistry:
 
     def holders(self) -> dict[str, str]:
         """Alias -> version number, for every alias of the registered model."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            aliases = self.client.get_registered_model(self.name).aliases
-        except MlflowException as err:
-            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return {}
-            raise
+        aliases = self._mlflow(
+            lambda: self.client.get_registered_model(self.name).aliases, RESOURCE_DOES_NOT_EXIST=dict
+        )
         return {alias: str(version) for alias, version in sorted(aliases.items())}
 
     def versions(self) -> list[dict]:
@@ -193,14 +240,12 @@ class ModelRegistry:
     # --- writing -------------------------------------------------------------------------
     def create_version(self, model_uri: str, run_id: str, model_id: str | None, tags: dict[str, str]):
         """A new version of the registered model with all its tags, in one call (never an untagged version)."""
-        from mlflow.exceptions import MlflowException
-
         with self.lock():
-            try:
-                self.client.create_registered_model(self.name)
-            except MlflowException as err:
-                if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-                    raise
+            self._mlflow(
+                lambda: self.client.create_registered_model(self.name),
+                RESOURCE_ALREADY_EXISTS=lambda: None,
+                ALREADY_EXISTS=lambda: None,
+            )
             return self.client.create_model_version(
                 self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
             )
@@ -275,7 +320,5 @@ class ModelRegistry:
 
 def open_registry(params: RegisterParams, root: Path = Path(".")) -> ModelRegistry:
     uri = tracking_uri(params, root)
-    try:
+    with registry_errors(uri):
         return ModelRegistry(uri, params.model_name)
-    except Exception as err:
-        raise registry_error(uri, err) from None

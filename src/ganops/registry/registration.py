@@ -1,7 +1,10 @@
 """One registration, all or nothing and idempotent.
 
 A registration is identified by a key: the sha256 of what it registers (the ONNX bytes, the
-params, the prepared dataset, the evaluator and the evaluation report). Before anything is
+params that shaped them, the prepared dataset, the evaluator and the evaluation report). Where
+and how it is registered (the ``register`` section: store, experiment, model name, aliases,
+margin) is not part of it: a changed ``register.promotion_margin`` reruns the stage, which finds
+the model already registered instead of registering it again. Before anything is
 created, the registry is searched for that key, so a retry after an outage, a Prefect task
 retry or a second runner on the same workspace finds the work already done:
 
@@ -30,7 +33,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from ganops.config import RegisterParams
+from ganops.config import Params, RegisterParams
 from ganops.registry.client import ModelRegistry
 from ganops.registry.gate import Candidate, decide
 
@@ -45,6 +48,17 @@ PROMOTE_TAG = "ganops.promote"
 CHAMPION_BEFORE_TAG = "ganops.champion_before"
 # What a registration registers: the same values mean the same registration.
 KEY_FIELDS = ("onnx_sha256", "params_sha256", "dataset_sha256", "evaluator_sha256", "metrics_sha256")
+# Params sections that say where, how or when a model is registered, not what it is: ``register``
+# (the store and model name are where the key is looked up; experiment, aliases and margin are how)
+# and ``schedule`` (when Prefect runs the pipeline).
+NOT_WHAT_IS_REGISTERED = ("register", "schedule")
+
+
+def params_sha256(params: Params) -> str:
+    """sha256 of the params that shaped the model and its evaluation (every section but
+    NOT_WHAT_IS_REGISTERED): the ``params_sha256`` part of the registration key."""
+    shaping = params.model_dump(exclude=set(NOT_WHAT_IS_REGISTERED))
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 def registration_key(identity: dict[str, str]) -> str:
@@ -107,7 +121,8 @@ def register_once(
             version = registry.create_version(logged.model_uri, logged.run_id, logged.model_id, tags)
         else:
             log.info(
-                "%s v%s already holds this registration (key %s); reusing it",
+                "%s v%s already holds this registration (key %s); reusing it and its gate decision "
+                "(a changed register section does not re-judge it: `ganops registry promote` moves aliases)",
                 registry.name,
                 version.version,
                 key[:12],

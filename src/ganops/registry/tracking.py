@@ -19,12 +19,15 @@ from typing import Any
 import numpy as np
 
 from ganops.config import Params
+from ganops.files import read_json
 from ganops.registry.registration import KEY_TAG, MODEL_ID_TAG, MODEL_URI_TAG, LoggedRun
-from ganops.stages import Layout
+from ganops.stages import STAGES, Layout
 
 log = logging.getLogger(__name__)
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
+# The stages before this one, whose files it logs after the fact.
+EARLIER_STAGES = STAGES[: STAGES.index("register")]
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -74,11 +77,11 @@ def _signature(sidecar: dict, named: bool = True):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def timing_metrics(layout: Layout, read_json) -> dict[str, float]:
-    """``timing.<stage>_seconds`` (wall time) for each stage with a log, plus the training loop's own
-    clock and throughput (``timing.train_loop_seconds``, ``timing.images_per_second``)."""
+def timing_metrics(layout: Layout) -> dict[str, float]:
+    """``timing.<stage>_seconds`` (wall time) for each earlier stage with a log, plus the training
+    loop's own clock and throughput (``timing.train_loop_seconds``, ``timing.images_per_second``)."""
     timings = {}
-    for stage in ("validate", "prepare", "evaluator", "train", "evaluate", "export"):
+    for stage in EARLIER_STAGES:
         path = layout.timings(stage)
         if not path.exists():
             continue
@@ -104,17 +107,20 @@ def onnx_providers() -> list[str]:
     )
 
 
-def _stage_runs(mlflow, params: Params, layout: Layout, read_json, key: str) -> None:
+def _section(params: Params, stage: str):
+    """The params section a stage reads (prepare reads ``data``); None for validate, which checks them all."""
+    name = "data" if stage == "prepare" else stage
+    return getattr(params, name) if name in type(params).model_fields else None
+
+
+def _stage_runs(mlflow, params: Params, layout: Layout, key: str) -> None:
+    """A nested run per earlier stage with a params section: its params, its report, train's curves."""
     from PIL import Image
 
-    reports = {
-        "prepare": (params.data, layout.prepared / "manifest.json"),
-        "evaluator": (params.evaluator, layout.evaluator_report),
-        "train": (params.train, layout.train_report),
-        "evaluate": (params.evaluate, layout.metrics),
-        "export": (params.export, layout.onnx_sidecar),
-    }
-    for stage, (section, report) in reports.items():
+    for stage in EARLIER_STAGES:
+        section, report = _section(params, stage), layout.report(stage)
+        if section is None:
+            continue
         with mlflow.start_run(run_name=stage, nested=True) as run:
             mlflow.set_tags({"ganops.stage": stage, KEY_TAG: key})
             mlflow.log_params(flatten(section.model_dump()))
@@ -140,7 +146,6 @@ def log_pipeline(
     sidecar: dict,
     metrics: dict[str, float],
     tags: dict[str, str],
-    read_json,
     key: str,
 ) -> LoggedRun:
     """Log the run tree and both model flavors (the ONNX one is registered afterwards)."""
@@ -155,8 +160,8 @@ def log_pipeline(
     with mlflow.start_run(run_name=f"pipeline-{tags['params_sha256'][:8]}") as parent:
         mlflow.set_tags({**tags, "ganops.stage": "pipeline", KEY_TAG: key})
         mlflow.log_params(flatten(params.model_dump()))
-        mlflow.log_metrics({**metrics, **timing_metrics(layout, read_json)})
-        _stage_runs(mlflow, params, layout, read_json, key)
+        mlflow.log_metrics({**metrics, **timing_metrics(layout)})
+        _stage_runs(mlflow, params, layout, key)
         grids = sorted(layout.samples.glob("epoch_*.png"))
         if grids:
             mlflow.log_artifact(str(grids[-1]))

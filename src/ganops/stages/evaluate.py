@@ -10,6 +10,7 @@ Real features are cached by content hash (ganops.metrics.cache).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -28,6 +29,28 @@ from ganops.runtime import Stream, pick_device, stream
 from ganops.stages import Layout
 
 log = logging.getLogger(__name__)
+
+# FID fits a Gaussian to the reference (test) features. With fewer images than feature dimensions
+# its covariance is singular, and its sampling error, which every FID against this reference
+# shares (the floor's and the generator's alike), shrinks only like dimensions / images: below
+# twice the evaluator's feature dimension that error is most of the floor, and fid_domain can come
+# out below it (300 icons: 30 test images against 128 dimensions).
+FLOOR_MIN_REFERENCE_PER_DIM = 2
+
+
+def floor_note(reference: int, train: int, feature_dim: int) -> str | None:
+    """The note (and warning) for a test split too small for a trustworthy floor; None when it is large enough."""
+    needed = FLOOR_MIN_REFERENCE_PER_DIM * feature_dim
+    if reference >= needed:
+        return None
+    share = reference / (reference + train)
+    return (
+        f"floor unreliable: the test split has {reference} images, fewer than the {needed} (2 x the "
+        f"evaluator's {feature_dim} feature dimensions) that FID needs for a stable reference; fid_domain "
+        f"and its floor are then mostly the reference's sampling error, and fid_domain can come out below "
+        f"the floor. Fix: more images (about {math.ceil(needed / share)} with {share:.0%} held out for "
+        "testing), or hold out more: a larger data.test_fraction (sources without a test split) or data.max_test"
+    )
 
 
 def _real_batches(images: np.ndarray, count: int, batch: int, desc: str) -> Iterator[torch.Tensor]:
@@ -100,6 +123,10 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
         model_ctx.notes.append(
             "is and classes omitted: the evaluator was trained without labels (reports/evaluator.json)"
         )
+    unreliable = floor_note(len(test.images), len(train.images), reference.features.shape[1])
+    if unreliable:
+        log.warning("%s", unreliable)
+        model_ctx.notes.append(unreliable)
     model = compute(p.metrics, model_ctx)
     floor = compute([m for m in p.metrics if m not in ("fid_bootstrap", "fid_inception")], context(floor_set))
     report = {

@@ -9,8 +9,6 @@ a Prefect retry, DVC and Prefect on one workspace) finds the version already mad
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import subprocess
 from dataclasses import asdict
@@ -18,11 +16,11 @@ from pathlib import Path
 
 from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint
-from ganops.errors import DataError, RegistryError
+from ganops.errors import DataError
 from ganops.files import read_json, sha256_file, write_json
-from ganops.registry.client import open_registry, registry_error
+from ganops.registry.client import open_registry, registry_errors, workspace_path
 from ganops.registry.gate import Candidate
-from ganops.registry.registration import register_once
+from ganops.registry.registration import params_sha256, register_once
 from ganops.registry.tracking import log_pipeline, numeric
 from ganops.stages import Layout
 
@@ -75,7 +73,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
     tags = {
         "git_commit": _git_commit(layout.root),
         "dataset_sha256": dataset_fingerprint(layout.prepared),
-        "params_sha256": hashlib.sha256(json.dumps(params.model_dump(), sort_keys=True).encode()).hexdigest(),
+        "params_sha256": params_sha256(params),  # not the register section: where, not what
         "evaluator_sha256": metrics["evaluator_sha256"],
         "onnx_sha256": sidecar["sha256"],
         # The evaluation is part of what is registered: another fid_domain is another registration.
@@ -93,21 +91,27 @@ def run(params: Params, layout: Layout, **_) -> dict:
 
     registry = open_registry(p, layout.root)
     challenger = Candidate("new", float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics))
-    try:
+    with registry_errors(registry.uri):
         done = register_once(
             registry,
             p,
             tags,
             challenger,
-            lambda key: log_pipeline(params, layout, sidecar, flat_metrics, tags, read_json, key),
+            lambda key: log_pipeline(params, layout, sidecar, flat_metrics, tags, key),
         )
-    except RegistryError:
-        raise
-    except Exception as err:  # connection refused, HTTP errors, a locked database, ...
-        raise registry_error(registry.uri, err) from None
 
     verdict = ("promoted: " if done.promoted else "kept champion: ") + done.reason
     log.info("%s %s v%s; %s", "found" if done.reused else "registered", p.model_name, done.version, verdict)
+    here = layout.root.resolve()
+    if workspace_path(here) != here and registry.uri.startswith("sqlite:///"):
+        log.info(
+            "this run is a temporary DVC experiment in %s, which DVC deletes afterwards: v%s is in the "
+            "workspace's registry, %s (`ganops registry list` in %s shows it)",
+            here,
+            done.version,
+            registry.uri,
+            workspace_path(here),
+        )
     record = {
         "tracking_uri": registry.uri,
         "model_name": p.model_name,
