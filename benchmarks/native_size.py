@@ -31,7 +31,7 @@ from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.metrics.fid import fid
 from ganops.models.io import load_generator
-from ganops.runtime import seeded_generator
+from ganops.runtime import Stream, stream
 from ganops.stages import Layout
 from ganops.stages import evaluator as evaluator_stage
 from ganops.stages import prepare as prepare_stage
@@ -83,7 +83,7 @@ def fid_at_scoring_size(generator: Path, scoring: Layout, samples: int, seed: in
     G, spec = load_generator(generator)
     net = DomainFeaturesAndLogits(load_evaluator(scoring.evaluator))
     pad = (SCORED_AT - spec.image_size) // 2
-    noise = seeded_generator(seed, 5)  # the evaluate stage's latent stream
+    noise = stream(seed, Stream.EVALUATE_Z)  # the evaluate stage's latents
 
     def generated():
         for start in range(0, samples, 500):

@@ -31,6 +31,7 @@ SMOKED = {  # script -> the test that runs it
     "evaluator_validation.py": "test_evaluator_validation_prints_both_tables",
     "fp16_parity.py": "test_fp16_parity_measures_a_trained_generator",
     "inference.py": "test_inference_times_torch_and_onnx_runtime",
+    "native_size.py": "test_native_size_scores_both_sizes_with_one_evaluator",
     "pipeline.py": "test_pipeline_benchmark_finds_no_op_reruns_from_a_clean_project",
     "quality.py": "test_quality_scores_a_configuration",
     "quality_curve.py": "test_the_quality_curve_resumes_each_point_and_draws_its_plot",
@@ -265,3 +266,16 @@ def test_pipeline_benchmark_finds_no_op_reruns_from_a_clean_project():
     out = bench("pipeline.py", "--repeats", 1, env=env, timeout=900)
     names = [row[0] for row in table_rows(out)]
     assert names == ["no-op dvc repro", "cached Prefect rerun (fresh process)", "ganops --help"]
+
+
+def test_native_size_scores_both_sizes_with_one_evaluator(tiny_idx, tmp_path):
+    params = write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
+    out = bench(
+        "native_size.py", "--params", params, "--root", tmp_path / "runs", "--jsonl", tmp_path / "rows.jsonl",
+        "--seeds", "1", "--images", "64", "--probe-steps", "2", "--samples", "64",
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["size"] for r in rows] == [32, 28]
+    assert rows[1]["images"] == round(64 * rows[0]["speed_ratio"] / 32) * 32  # equal time: the ratio's budget
+    assert all(r["fid_domain_at_32"] > 0 and r["train_seconds"] > 0 for r in rows)
+    assert [r[0] for r in table_rows(out)] == ["32x32", "28x28"]

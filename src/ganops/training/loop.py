@@ -98,6 +98,7 @@ def fingerprint(params: Params, data_sha256: str, total_steps: int) -> tuple[str
         "seed": params.seed,
         "model": params.model.model_dump(),
         "train": shaping,
+        "cpu": params.cpu.model_dump(),  # the kernels and thread count shape the bits too
         "data_sha256": data_sha256,
         "code_sha256": codedeps.code_hash(codedeps.stage_closure("train")),
         "libraries": library_versions(),
