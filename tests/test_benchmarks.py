@@ -27,6 +27,7 @@ from conftest import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKED = {  # script -> the test that runs it
+    "cpu_kernels.py": "test_cpu_kernels_times_each_stage_pinned_and_native",
     "ema_decay.py": "test_ema_decay_scores_each_shadow",
     "evaluator_validation.py": "test_evaluator_validation_prints_both_tables",
     "fp16_parity.py": "test_fp16_parity_measures_a_trained_generator",
@@ -279,3 +280,11 @@ def test_native_size_scores_both_sizes_with_one_evaluator(tiny_idx, tmp_path):
     assert rows[1]["images"] == round(64 * rows[0]["speed_ratio"] / 32) * 32  # equal time: the ratio's budget
     assert all(r["fid_domain_at_32"] > 0 and r["train_seconds"] > 0 for r in rows)
     assert [r[0] for r in table_rows(out)] == ["32x32", "28x28"]
+
+
+def test_cpu_kernels_times_each_stage_pinned_and_native(tiny_idx, tmp_path):
+    params = write_params(tmp_path / "params.yaml", tiny_params(tiny_idx, **{"train.max_steps": 4}))
+    out = bench("cpu_kernels.py", "--params", params, "--rounds", "1", "--as-given")
+    rows = table_rows(out)
+    assert [r[0] for r in rows] == ["evaluator", "train", "evaluate"]
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 and r[3].endswith("x") for r in rows)
