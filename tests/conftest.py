@@ -66,6 +66,7 @@ def tiny_params(data_root: Path, **overrides) -> dict:
         },
         "export": {"parity_samples": 8},
         "register": {"experiment": "ganops-test"},
+        "cpu": {"kernels": "avx2", "threads": 2},  # dvc.yaml lists the section: it must be in the file
     }
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
