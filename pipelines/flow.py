@@ -80,13 +80,17 @@ def _report(results: dict[str, dict], cached: dict[str, bool], layout: Layout) -
     metrics, registry = results["evaluate"], results["register"]
     measured = layout.timings("export")  # this machine's ONNX Runtime numbers (not DVC-tracked)
     parity = read_json(measured).get("parity_max_abs_diff") if measured.exists() else None
-    rows = [
-        ("fid_domain", metrics["fid_domain"]),
-        ("kid_domain", metrics.get("kid_domain")),
-        ("floor fid_domain", metrics["floor"]["fid_domain"]),
-        ("fid_domain / floor", metrics["fid_domain_floor_ratio"]),
-        ("ONNX parity max abs diff", parity),
-    ]
+    rows = [("fid_domain", metrics["fid_domain"]), ("kid_domain", metrics.get("kid_domain"))]
+    if "floor" in metrics:  # sampling: what real images score
+        rows += [
+            ("floor fid_domain", metrics["floor"]["fid_domain"]),
+            ("fid_domain / floor", metrics["fid_domain_floor_ratio"]),
+        ]
+    if "baseline" in metrics:  # restoration: the task's metrics beside the classical method's
+        baseline = metrics["baseline"]
+        for name in (metrics["primary"]["metric"], "psnr_y", "ssim_y", "fid_domain"):
+            rows.append((f"{name}, {baseline['method']} baseline", baseline.get(name)))
+    rows.append(("ONNX parity max abs diff", parity))
     table = "\n".join(f"| {name} | {value:.6g} |" for name, value in rows if value is not None)
     stages = ", ".join(f"{name} ({'cached' if hit else 'ran'})" for name, hit in cached.items())
     verdict = "promoted to champion" if registry["promoted"] else "not promoted"

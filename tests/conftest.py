@@ -42,6 +42,25 @@ def tiny_idx(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_colour_folder(tmp_path_factory) -> Path:
+    """An imagefolder of 320 small colour PNGs: two classes of smooth colour fields, warm and cool."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("tiny-colour")
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:24, 0:24] / 23.0
+    for label, hues in (("warm", (0, 1)), ("cool", (2, 1))):
+        (folder / label).mkdir()
+        for i in range(160):
+            weights = rng.uniform(0.2, 1.0, size=3)
+            image = np.stack([xs * weights[0], ys * weights[1], (1 - xs) * weights[2]], axis=-1)
+            image[..., hues[0]] = np.maximum(image[..., hues[0]], 0.6)  # a class's dominant channel
+            pixels = (image * 255 + rng.normal(0, 6, image.shape)).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / label / f"{i:03d}.png")
+    return folder
+
+
 def tiny_params(data_root: Path, **overrides) -> dict:
     """Params small enough that the whole DAG runs in well under a minute on 2 cores."""
     params = {
@@ -67,11 +86,13 @@ def tiny_params(data_root: Path, **overrides) -> dict:
         "export": {"parity_samples": 8},
         "register": {"experiment": "ganops-test"},
         "cpu": {"kernels": "avx2", "threads": 2},  # dvc.yaml lists the section: it must be in the file
+        "task": "generate",  # dvc.yaml lists these too
+        "restore": {"depth": 2, "patch_depth": 2, "eval_images": 64},  # 16x16 images
     }
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if key:
-            params[section][key] = value
+            params.setdefault(section, {})[key] = value
         else:
             params[section] = value
     return params

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganops.stages import STAGES as PIPELINE_STAGES
+
 from conftest import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +75,7 @@ def ran(outcome: dict) -> list[str]:
     return [name for name, hit in outcome["cached"].items() if not hit]
 
 
-ALL = ["validate", "prepare", "evaluator", "train", "evaluate", "export", "register"]
+ALL = list(PIPELINE_STAGES)
 
 
 def test_second_run_is_all_cache_hits_and_a_changed_lr_reruns_train_onwards(

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from ganops.config import parse_params
+from ganops.stages import STAGES
 from serve_helpers import serve_process
 
 from conftest import tiny_params, write_params
@@ -34,7 +35,7 @@ def ran(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-STAGES = ["validate", "prepare", "evaluator", "train", "evaluate", "export", "register"]
+STAGES = list(STAGES)
 
 
 def new_project(root: Path, params: dict) -> tuple[Path, dict]:

@@ -25,10 +25,12 @@ import httpx
 import pytest
 from cronsim import CronSim
 
+from ganops.stages import STAGES as PIPELINE_STAGES
+
 from conftest import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["validate", "prepare", "evaluator", "train", "evaluate", "export", "register"]
+STAGES = list(PIPELINE_STAGES)
 FLOW, DEPLOYMENT, POOL = "ganops-pipeline", "ganops-retrain", "ganops-process"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

@@ -137,7 +137,7 @@ def test_insignificant_improvement_keeps_the_champion(exported, sqlite_registry)
     register(sqlite_registry, with_fid(exported, 20.0, (18.0, 22.0)))
     close = register(sqlite_registry, with_fid(exported, 19.0, (17.5, 20.5)))
     assert not close["promoted"] and "intervals overlap" in close["reason"]
-    assert tuple(close["challenger"]["fid_ci95"]) == (17.5, 20.5)
+    assert tuple(close["challenger"]["ci95"]) == (17.5, 20.5)
     clear = register(sqlite_registry, with_fid(exported, 12.0, (11.0, 13.0)))
     assert clear["promoted"] and "champion" in clear["aliases"]
 

@@ -19,12 +19,14 @@ class Kind:
 
 
 SOURCES = Kind("data source", ("celeba", "cifar10", "digits", "fashion-mnist", "imagefolder", "mnist"))
-ARCHITECTURES = Kind("architecture", ("dcgan", "mlp", "resnet"))
+ARCHITECTURES = Kind("architecture", ("dcgan", "mlp", "resnet", "unet"))
 LOSSES = Kind(
     "loss", ("hinge", "least_squares", "minimax", "non_saturating", "relativistic", "wgan", "wgan_gp")
 )
+TASKS = Kind("task", ("colorize", "generate", "inpaint", "superres"))
 METRICS = Kind("metric", ("classes", "fid", "fid_bootstrap", "fid_inception", "is", "kid", "prdc"))
 
 # Traits the params validator needs besides the names (checked against the implementations too).
 CONDITIONAL_ARCHITECTURES = ("dcgan", "resnet")  # a class-conditional variant exists
+IMAGE_TO_IMAGE_ARCHITECTURES = ("unet",)  # the restoration tasks' network (image in, image out)
 SMOOTHABLE_LOSSES = ("minimax", "non_saturating")  # cross-entropy: one-sided label smoothing applies

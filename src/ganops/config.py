@@ -105,6 +105,8 @@ class EvaluatorParams(Section):
 
 
 class ModelParams(Section):
+    # The sampling network (task generate). The restoration tasks always train a U-Net against a
+    # PatchGAN (arch unet), sized by g_width, d_width and the restore section.
     arch: str = "dcgan"
     latent_dim: int = Field(64, ge=1)
     g_width: int = Field(32, ge=1)
@@ -254,6 +256,48 @@ class RegisterParams(Section):
     promotion_margin: float = Field(0.0, ge=0)
 
 
+class InpaintParams(Section):
+    """The holes an inpainting model learns to fill (free-form strokes and boxes, as LaMa trains on)."""
+
+    # Share of the image a mask hides, drawn uniformly from [low, high] per mask.
+    coverage: list[float] = [0.1, 0.4]
+
+    @field_validator("coverage")
+    @classmethod
+    def _a_range(cls, coverage: list[float]) -> list[float]:
+        if len(coverage) != 2 or not 0 < coverage[0] <= coverage[1] < 1:
+            raise ValueError(
+                f"must be [low, high] with 0 < low <= high < 1, like [0.1, 0.4], got {coverage!r}"
+            )
+        return coverage
+
+
+class SuperresParams(Section):
+    """The low-resolution images a super-resolution model learns to upscale (Real-ESRGAN-style options)."""
+
+    factor: Literal[2, 4] = 2  # output size / input size
+    # Before the downscale: Gaussian blur with sigma drawn from [0, blur] high-resolution pixels.
+    blur: float = Field(0.0, ge=0, le=5)
+    # After it: Gaussian noise with std drawn from [0, noise], in units of the [0, 1] pixel range.
+    noise: float = Field(0.0, ge=0, le=0.5)
+    # Then JPEG compression at a quality drawn from [jpeg_quality, 95]; null: none.
+    jpeg_quality: int | None = Field(None, ge=10, le=95)
+
+
+class RestoreParams(Section):
+    """The restoration tasks (task: inpaint | superres | colorize): a U-Net generator learns to undo a
+    degradation of the prepared images, against a PatchGAN that sees its input and output (pix2pix)."""
+
+    l1_weight: float = Field(100.0, ge=0)  # weight of |G(x) - y|_1 beside the adversarial loss (pix2pix: 100)
+    depth: int = Field(3, ge=2, le=6)  # U-Net levels: inputs are padded to a multiple of 2**depth
+    patch_depth: int = Field(
+        3, ge=1, le=5
+    )  # PatchGAN strided layers: receptive field 16, 34, 70 px for 2, 3, 4
+    eval_images: int = Field(500, ge=4)  # test images in the fixed evaluation set (data/evalset)
+    inpaint: InpaintParams = InpaintParams()
+    superres: SuperresParams = SuperresParams()
+
+
 class CpuParams(Section):
     """How the stages that write DVC outputs run on a CPU (ganops.cpu, docs/reproducibility.md)."""
 
@@ -284,8 +328,13 @@ class ScheduleParams(Section):
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
 
+GRAY_SOURCES = ("digits", "fashion-mnist", "mnist")  # sources whose images have one channel
+
+
 class Params(Section):
     seed: int = Field(42, ge=0, lt=2**32)
+    # What the GAN learns: generate (noise -> image) or a restoration (image -> image; see restore).
+    task: str = "generate"
     data: DataParams = DataParams()
     evaluator: EvaluatorParams = EvaluatorParams()
     model: ModelParams = ModelParams()
@@ -295,6 +344,41 @@ class Params(Section):
     register: RegisterParams = RegisterParams()
     cpu: CpuParams = CpuParams()
     schedule: ScheduleParams = ScheduleParams()
+    restore: RestoreParams = RestoreParams()
+
+    @property
+    def model_name(self) -> str:
+        """The registered model: register.model_name for sampling, ganops-<task> for a restoration task
+        (one registered model per task: versions of different tasks are never compared)."""
+        return self.register.model_name if self.task == "generate" else f"ganops-{self.task}"
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        return _one_of(catalog.TASKS.names, name)
+
+    @model_validator(mode="after")
+    def _network_fits_task(self) -> Params:
+        if self.task == "generate" and self.model.arch in catalog.IMAGE_TO_IMAGE_ARCHITECTURES:
+            samplers = [
+                a for a in catalog.ARCHITECTURES.names if a not in catalog.IMAGE_TO_IMAGE_ARCHITECTURES
+            ]
+            raise ValueError(
+                f"model.arch: {self.model.arch} maps images to images, the network of the restoration tasks "
+                f"(task: inpaint, superres or colorize); for task generate use one of {', '.join(samplers)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _colour_to_colorize(self) -> Params:
+        gray = self.data.channels == 1 or (self.data.channels is None and self.data.source in GRAY_SOURCES)
+        if self.task == "colorize" and gray:
+            raise ValueError(
+                f"task: colorize learns colour from colour images, and data.source {self.data.source} "
+                f"{'is converted to' if self.data.channels == 1 else 'has'} one channel; use an RGB source "
+                "(data.source=imagefolder with data.root=DIR of colour photos, or cifar10) with data.channels 3 or null"
+            )
+        return self
 
     @model_validator(mode="after")
     def _kid_fits(self) -> Params:

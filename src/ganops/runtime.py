@@ -27,7 +27,7 @@ class Stream(enum.IntEnum):
 
     A stream is ``stream(seed, Stream.X, *more)``: the same (seed, stream, more) always gives the same
     draws, which is what makes a resumed run bit-identical. The numbers are part of every trained
-    model's bits: never renumber one; a new stream takes a new number (7 and 13 up are free).
+    model's bits: never renumber one; a new stream takes a new number (7 and 16 up are free).
     """
 
     LATENT_NOISE = 1  # train: G's input noise; its state is checkpointed, so resume continues it
@@ -41,6 +41,9 @@ class Stream(enum.IntEnum):
     DROPOUT = 10  # train, per step: the seed of torch's global stream, which dropout draws from
     SELF_SUPERVISED = 11  # evaluator: the self-supervised objective's views
     SELF_CHECK = 12  # evaluator: the views of the self-supervised evaluator's own check
+    DEGRADE = 13  # train, per batch: a restoration task's masks, blur, noise and JPEG quality
+    EVALSET = 14  # evalset, per chunk: the degradations of the fixed evaluation set
+    LIVE_DEGRADE = 15  # train: the degradations of live quality's inputs
 
 
 def stream(seed: int, which: Stream, *more: int) -> torch.Generator:

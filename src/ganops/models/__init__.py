@@ -13,7 +13,7 @@ that ONNX export and serving use unchanged.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
 from torch import nn
@@ -34,13 +34,24 @@ class ArchSpec:
     num_classes: int = 0  # > 0: class-conditional (label embedding in G, projection in D)
     spectral_norm: bool = False  # spectral normalization of D's layers (then D has no batch norm)
     d_dropout: float = 0.0  # dropout after each hidden activation of D
+    # Restoration tasks (arch unet): which one, the upscale factor, U-Net levels and PatchGAN layers.
+    task: str = "generate"
+    scale: int = 1
+    depth: int = 0
+    patch_depth: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields to save; the restoration fields only when set, so a sampling generator's file
+        keeps the bytes it had before they existed."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in RESTORATION_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+
+RESTORATION_FIELDS = ("task", "scale", "depth", "patch_depth")
 
 
 class Architecture(Protocol):
@@ -105,4 +116,4 @@ def conditional_architectures() -> list[str]:
 
 
 # Registration happens on import of the modules below.
-from ganops.models import dcgan, mlp, resnet  # noqa: E402,F401
+from ganops.models import dcgan, mlp, resnet, unet  # noqa: E402,F401

@@ -157,8 +157,8 @@ def verdict(promote: bool, reason: str) -> str:
 
 
 def _candidate(fields: dict) -> Candidate:
-    interval = fields.get("fid_ci95")
-    return Candidate(**{**fields, "fid_ci95": tuple(interval) if interval else None})
+    interval = fields.get("ci95")
+    return Candidate(**{**fields, "ci95": tuple(interval) if interval else None})
 
 
 def _existing_version(registry: ModelRegistry, key: str):

@@ -57,17 +57,25 @@ PIPELINE = (
         report="evaluator_report",
     ),
     Stage(
+        "evalset",
+        "Degrade the first test images once: the task's fixed evaluation set (data/evalset/).",
+        reads=("prepared", "libraries"),
+        writes=("evalset",),
+        params=("seed", "task", "restore", "cpu"),
+        report="evalset_manifest",
+    ),
+    Stage(
         "train",
         "Train the GAN (resumes from models/checkpoints/ when the settings match).",
         reads=("prepared", "evaluator", "libraries"),
         writes=("generator", "samples", "train_report", "train_history", "train_live"),
-        params=("seed", "model", "train", "cpu"),
+        params=("seed", "task", "model", "train", "restore", "cpu"),
         report="train_report",
     ),
     Stage(
         "evaluate",
         "Measure fid_domain / kid_domain and the real-data floor (reports/metrics.json).",
-        reads=("prepared", "generator", "evaluator", "libraries"),
+        reads=("prepared", "evalset", "generator", "evaluator", "libraries"),
         writes=("metrics",),
         params=("seed", "evaluate", "train.device", "cpu"),
         report="metrics",
@@ -96,7 +104,7 @@ PIPELINE = (
             "samples",
         ),
         writes=("registered",),
-        params=("seed", "register"),
+        params=("seed", "task", "register"),
         report="registry",
     ),
 )
@@ -118,6 +126,15 @@ class Layout:
     def manifest(self) -> Path:
         """prepare's summary: counts, shapes and sha256 of the prepared arrays."""
         return self.prepared / "manifest.json"
+
+    @property
+    def evalset(self) -> Path:
+        """The task's fixed evaluation set (a folder: its arrays and manifest)."""
+        return self.root / "data" / "evalset"
+
+    @property
+    def evalset_manifest(self) -> Path:
+        return self.evalset / "manifest.json"
 
     @property
     def evaluator(self) -> Path:

@@ -80,6 +80,13 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
     G, spec = load_generator(layout.generator, device)
     net = DomainFeaturesAndLogits(load_evaluator(layout.evaluator, device))
     evaluator_sha = sha256_file(layout.evaluator)
+    if spec.task != "generate":  # a restoration: scored on its evaluation set beside its classical baseline
+        from ganops.tasks.scoring import score
+
+        report = score(params, layout, G, net, evaluator_sha, device)
+        report.update(evaluator_sha256=evaluator_sha, generator_sha256=sha256_file(layout.generator))
+        write_json(layout.metrics, report)
+        return report
     test, train = load_split(layout.prepared, "test"), load_split(layout.prepared, "train")
     n_real = min(p.num_real, len(train.images))
     cache = cache_folder(layout.root)

@@ -37,10 +37,25 @@ def _git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def _interval(metrics: dict) -> tuple[float, float] | None:
-    """The bootstrap 95% interval of fid_domain, when evaluate computed one."""
-    low, high = metrics.get("fid_domain_ci95_low"), metrics.get("fid_domain_ci95_high")
+def _interval(metrics: dict, metric: str) -> tuple[float, float] | None:
+    """The 95% interval of the primary metric, when evaluate computed one."""
+    low, high = metrics.get(f"{metric}_ci95_low"), metrics.get(f"{metric}_ci95_high")
     return (float(low), float(high)) if low is not None and high is not None else None
+
+
+def _challenger(metrics: dict) -> Candidate:
+    """The new version as the gate sees it: the task's primary metric (fid_domain for sampling)."""
+    primary = metrics.get("primary", {"metric": "fid_domain", "higher_is_better": False})
+    metric = primary["metric"]
+    return Candidate(
+        "new",
+        float(metrics[metric]),
+        metrics["evaluator_sha256"],
+        _interval(metrics, metric),
+        metric,
+        primary["higher_is_better"],
+        metrics.get("evaluation", ""),
+    )
 
 
 def _what_was_measured_and_exported(layout: Layout, sidecar: dict) -> dict[str, str]:
@@ -62,7 +77,7 @@ def _what_was_measured_and_exported(layout: Layout, sidecar: dict) -> dict[str, 
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
-    p = params.register
+    p = params.register.model_copy(update={"model_name": params.model_name})  # one registered model per task
     for needed in (layout.onnx, layout.onnx_sidecar, layout.metrics, layout.generator):
         if not needed.exists():
             raise DataError(f"{needed}: not found; run the stages before register (`dvc repro`)")
@@ -90,7 +105,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         )
 
     registry = open_registry(p, layout.root)
-    challenger = Candidate("new", float(metrics["fid_domain"]), tags["evaluator_sha256"], _interval(metrics))
+    challenger = _challenger(metrics)
     with registry_errors(registry.uri):
         done = register_once(
             registry,

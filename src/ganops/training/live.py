@@ -1,15 +1,18 @@
 """Live quality during training: FID on a small sample and class coverage, every ``eval_every`` steps.
 
 Measured in the same domain feature space as the evaluate stage (models/evaluator.pt), against
-the first ``eval_samples`` test images, whose features are cached by content hash. The latents
-are fixed for the whole run, so successive values differ only because G changed.
+the first ``eval_samples`` test images, whose features are cached by content hash. G's inputs
+(the task's: latents, or degraded test images) are fixed for the whole run, so successive values
+differ only because G changed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganops.data.prepared import load_split, to_unit_range
@@ -19,7 +22,6 @@ from ganops.metrics.classes import class_stats
 from ganops.metrics.evaluator import load_evaluator
 from ganops.metrics.features import DomainFeaturesAndLogits, extract
 from ganops.metrics.fid import fid
-from ganops.runtime import Stream, stream
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,7 @@ class LiveQuality:
         prepared: Path,
         cache: Path,
         samples: int,
-        latent_dim: int,
-        seed: int,
+        inputs: Callable[[np.ndarray], list[tuple]],  # the task's: G's fixed inputs for these test images
         device: torch.device,
     ) -> None:
         self.net = DomainFeaturesAndLogits(load_evaluator(evaluator, device))
@@ -46,7 +47,7 @@ class LiveQuality:
         )
         self.real_labels = torch.from_numpy(test.labels[:n]) if test.labels is not None else None
         self.num_classes = self.net.classifier.num_classes
-        self.z = torch.randn(n, latent_dim, generator=stream(seed, Stream.LIVE_Z))
+        self.inputs = inputs(test.images[:n])
 
     @staticmethod
     def _real(images, batch: int = 500):
@@ -56,7 +57,7 @@ class LiveQuality:
     @torch.no_grad()
     def measure(self, G: torch.nn.Module) -> dict[str, float]:
         """fid_live, class_coverage and class_kl (NaN without class labels): a LiveRow less its step."""
-        batches = (G(z.to(self.device)).float() for z in self.z.split(500))
+        batches = (G(*(x.to(self.device) for x in batch)).float() for batch in self.inputs)
         fake = extract(self.net, batches, self.device)
         result = {"fid_live": fid(self.real.features, fake.features)}
         if self.real_labels is not None and fake.logits is not None:

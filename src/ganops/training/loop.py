@@ -29,14 +29,14 @@ from ganops import codedeps
 from ganops.config import Params, TrainParams
 from ganops.data.prepared import dataset_fingerprint, load_split
 from ganops.environment import library_versions
-from ganops.errors import ConfigError, DataError, TrainingError
+from ganops.errors import DataError, TrainingError
 from ganops.files import atomic_path
 from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalty, zero_centred_penalty
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator, save_generator
-from ganops.models.layers import labels_for
 from ganops.progress import Progress
 from ganops.runtime import Stream, seed_everything, stream
+from ganops.tasks import Pair, Task, build_task
 from ganops.training import checkpoint, distributed, fast, schedule
 from ganops.training.augment import diff_augment
 from ganops.training.batches import RealBatches
@@ -96,6 +96,8 @@ def fingerprint(params: Params, data_sha256: str, total_steps: int) -> tuple[str
     material = {
         "format": FORMAT,
         "seed": params.seed,
+        "task": params.task,
+        "restore": params.restore.model_dump(),
         "model": params.model.model_dump(),
         "train": shaping,
         "cpu": params.cpu.model_dump(),  # the kernels and thread count shape the bits too
@@ -128,7 +130,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             f"train.batch_size: {tp.batch_size} x train.n_critic {tp.n_critic} exceeds the "
             f"{n_images} prepared training images; lower them"
         )
-    spec = _arch_spec(params, split)
+    noise = stream(params.seed, Stream.LATENT_NOISE)  # G's input noise (generate), checkpointed
+    task = build_task(params, device, world.share, noise)  # what G learns: its batches, loss terms, grids
+    spec = task.arch_spec(split.images, split.labels)
     images = torch.from_numpy(split.images).to(device)
     labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
     memory_format = fast.memory_format(device)
@@ -163,13 +167,10 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     opt_g = fast.adam(G.parameters(), lr_g, (tp.beta1, tp.beta2), device)
     opt_d = fast.adam(D.parameters(), lr_d, (tp.beta1, tp.beta2), device)
     ema = EMA(G, tp.ema_decay)
-    noise = stream(params.seed, Stream.LATENT_NOISE)
     state = TrainState(fingerprint=run_id, G=G, D=D, opt_g=opt_g, opt_d=opt_d, ema=ema, noise=noise)
 
-    # Fixed latents for the sample grids, and live quality (rank 0 measures).
-    fixed_z = torch.randn(tp.grid_size, spec.latent_dim, generator=stream(params.seed, Stream.GRID_Z))
-    fixed_z = fixed_z.to(device)
-    live = _live_quality(params, paths, spec, device) if world.is_main else None
+    # Live quality (rank 0 measures).
+    live = _live_quality(params, paths, task, device) if world.is_main else None
 
     # Resume from the run's newest checkpoint, if it has one.
     saved = checkpoint.load_latest(run_dir, run_id, total)
@@ -203,19 +204,26 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
                 schedule.set_lr(opt_d, lr_d, factor)
 
             # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
+            #    The task makes G's input (noise, or a degraded image) and says what D sees beside an image.
             for k in range(tp.n_critic):
                 real, y_real = batches.get(step * tp.n_critic + k, rng)
-                z = world.share(torch.randn(tp.batch_size, spec.latent_dim, generator=noise)).to(device)
-                y_fake = labels_for(G, z)
+                pair = task.pair(real, y_real, step * tp.n_critic + k, G)
                 real.requires_grad_(tp.r1_gamma > 0)
                 with _autocast(device, tp.mixed_precision):
-                    fake = G_step(z, y_fake)
-                    fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # D's input, R2's point
-                    logits_real = D_step(_augment(real, tp, rng), y_real).float()
-                    logits_fake = D_step(_augment(fake_in, tp, rng), y_fake).float()
+                    fake = G_step(*pair.inputs)
+                    fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # R2's point
+                    shown_real, shown_fake = pair.shown(real), pair.shown(fake_in)  # D's inputs
+                    logits_real = D_step(_augment(shown_real, tp, rng), pair.y_real).float()
+                    logits_fake = D_step(_augment(shown_fake, tp, rng), pair.y_fake).float()
                     loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
                     loss_d = loss_d + _penalty(
-                        tp, loss, D_step, (real, logits_real), (fake_in, logits_fake), y_real, rng
+                        tp,
+                        loss,
+                        D_step,
+                        (shown_real, logits_real),
+                        (shown_fake, logits_fake),
+                        pair.y_real,
+                        rng,
                     )
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
@@ -225,9 +233,12 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
 
             # 2. G learns to fool the freshly updated D (on the last critic step's fakes; a
             #    relativistic loss pairs them with the freshly updated D's logits on that step's reals).
+            #    Besides fooling D, the task may ask more of G (restoration: L1 to the original).
             with fast.frozen(D, enabled=world.size == 1), _autocast(device, tp.mixed_precision):
-                paired = _paired_real_logits(loss, D_step, real, y_real, tp, rng)
-                loss_g = loss.g(D_step(_augment(fake, tp, rng), y_fake).float(), paired)
+                paired = _paired_real_logits(loss, D_step, pair, real, tp, rng)
+                loss_g = loss.g(D_step(_augment(pair.shown(fake), tp, rng), pair.y_fake).float(), paired)
+                for term in task.g_terms(fake, real).values():
+                    loss_g = loss_g + term
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -245,7 +256,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             # 4. Now and then: sample grid, live quality, checkpoint.
             epoch_ends = batches.epoch_of(done * tp.n_critic) != epoch
             if world.is_main and ((epoch_ends and (epoch + 1) % grid_every == 0) or done == total):
-                _save_grid(ema.shadow, fixed_z, grids / f"epoch_{epoch + 1:03d}.png")
+                _save_grid(task, ema.shadow, split.images, grids / f"epoch_{epoch + 1:03d}.png")
             if live is not None and (done % tp.eval_every == 0 or done == total):
                 state.live.append(_measure(live, ema.shadow, done, state.live, run_dir, spec))
                 _check_collapse(state.live[-1], tp, run_dir, state)
@@ -313,29 +324,6 @@ def _say_which_weights(live_rows: list[LiveRow], total: int) -> None:
         )
 
 
-def _arch_spec(params: Params, split) -> ArchSpec:
-    m = params.model
-    num_classes = 0
-    if m.conditional:
-        if split.labels is None:
-            raise ConfigError(
-                f"model.conditional: the prepared data ({params.data.source}) has no labels; "
-                "set model.conditional to false or use a labelled source (or class sub-folders)"
-            )
-        num_classes = int(split.labels.max()) + 1
-    return ArchSpec(
-        arch=m.arch,
-        latent_dim=m.latent_dim,
-        image_size=split.images.shape[-1],
-        channels=split.images.shape[1],
-        g_width=m.g_width,
-        d_width=m.d_width,
-        num_classes=num_classes,
-        spectral_norm=m.spectral_norm,
-        d_dropout=m.d_dropout,
-    )
-
-
 def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
     return tp.r1_gamma > 0 or tp.r2_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
 
@@ -373,8 +361,8 @@ def _penalty(
 def _paired_real_logits(
     loss: AdversarialLoss,
     D: torch.nn.Module,
+    pair: Pair,
     real: torch.Tensor,
-    y_real: torch.Tensor | None,
     tp: TrainParams,
     rng: torch.Generator,
 ) -> torch.Tensor | None:
@@ -383,7 +371,7 @@ def _paired_real_logits(
     if not loss.relativistic:
         return None
     with torch.no_grad():
-        return D(_augment(real.detach(), tp, rng), y_real).float()
+        return D(_augment(pair.shown(real.detach()), tp, rng), pair.y_real).float()
 
 
 def _history_row(
@@ -420,9 +408,7 @@ def _stop_if_diverged(row: HistoryRow, run_dir: Path) -> None:
         )
 
 
-def _live_quality(
-    params: Params, paths: TrainPaths, spec: ArchSpec, device: torch.device
-) -> LiveQuality | None:
+def _live_quality(params: Params, paths: TrainPaths, task: Task, device: torch.device) -> LiveQuality | None:
     tp = params.train
     if tp.eval_every == 0:
         return None
@@ -437,8 +423,7 @@ def _live_quality(
         prepared=paths.prepared,
         cache=cache,
         samples=tp.eval_samples,
-        latent_dim=spec.latent_dim,
-        seed=params.seed,
+        inputs=task.live_inputs,
         device=device,
     )
 
@@ -498,9 +483,7 @@ def _live_summary(live_rows: list[LiveRow]) -> dict:
 
 
 @torch.no_grad()
-def _save_grid(G: torch.nn.Module, z: torch.Tensor, path: Path) -> None:
-    images = G(z).float()
+def _save_grid(task: Task, G: torch.nn.Module, examples, path: Path) -> None:
+    images, per_row = task.grid(G, examples)
     with atomic_path(path) as tmp:
-        save_image(
-            images, tmp, format="png", nrow=int(math.sqrt(len(z))), normalize=True, value_range=(-1, 1)
-        )
+        save_image(images, tmp, format="png", nrow=per_row, normalize=True, value_range=(-1, 1))

@@ -1,0 +1,180 @@
+"""The restoration tasks in the one training loop: degradations, networks, evaluation set, resume, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganops.config import parse_params
+from ganops.errors import ConfigError, DataError
+from ganops.files import read_json
+from ganops.models import ArchSpec, build_discriminator, build_generator
+from ganops.models.io import load_generator
+from ganops.runtime import Stream, stream
+from ganops.stages import Layout
+from ganops.stages.evalset import run as make_evalset
+from ganops.stages.prepare import run as prepare
+from ganops.tasks import build_task, degrade
+from ganops.training.loop import TrainPaths, train
+
+from conftest import tiny_params
+
+RESTORATIONS = ("inpaint", "superres", "colorize")
+
+
+COLOUR: dict = {}  # the colour folder, set by the projects fixture
+
+
+def params_for(data, task: str, **overrides):
+    if task == "colorize":  # colour pictures: a folder of PNGs
+        folder = COLOUR["folder"]
+        overrides = {"data": {"source": "imagefolder", "root": str(folder), "image_size": 16}, **overrides}
+    return parse_params(tiny_params(data, **{"task": task, "train.checkpoint_every": 4, **overrides}))
+
+
+@pytest.fixture(scope="module")
+def projects(tiny_idx, tiny_colour_folder, tmp_path_factory):
+    """One prepared project per task: Fashion-MNIST-like grey for inpaint/superres, colour PNGs for colorize."""
+    COLOUR["folder"] = tiny_colour_folder
+    layouts = {}
+    for task in RESTORATIONS:
+        layout = Layout(tmp_path_factory.mktemp(task))
+        prepare(params_for(tiny_idx, task), layout)
+        layouts[task] = layout
+    return layouts
+
+
+def run_training(data, layout: Layout, task: str, **overrides):
+    paths = TrainPaths(
+        prepared=layout.prepared,
+        generator=layout.generator,
+        checkpoints=layout.checkpoints,
+        samples=layout.samples,
+        history=layout.train_history,
+    )
+    return train(params_for(data, task, **overrides), paths)
+
+
+def test_masks_are_binary_cover_their_range_and_replay_from_their_stream():
+    first = degrade.masks(16, 32, 32, (0.1, 0.4), stream(1, Stream.DEGRADE, 5))
+    again = degrade.masks(16, 32, 32, (0.1, 0.4), stream(1, Stream.DEGRADE, 5))
+    other = degrade.masks(16, 32, 32, (0.1, 0.4), stream(1, Stream.DEGRADE, 6))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert set(first.unique().tolist()) == {0.0, 1.0}
+    coverage = first.mean(dim=(1, 2, 3))
+    assert (coverage >= 0.1).all() and (coverage <= 0.9).all()  # the last shape may overshoot the draw
+
+
+def test_downscale_with_every_degradation_is_deterministic():
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    kwargs = {"blur": 1.5, "noise": 0.05, "jpeg_quality": 40}
+    low = degrade.downscale(images, 4, stream(3, Stream.DEGRADE, 0), **kwargs)
+    assert low.shape == (4, 3, 8, 8) and low.min() >= -1 and low.max() <= 1
+    assert torch.equal(low, degrade.downscale(images, 4, stream(3, Stream.DEGRADE, 0), **kwargs))
+
+
+@pytest.mark.parametrize("task,channels,scale", [("inpaint", 1, 1), ("superres", 3, 2), ("colorize", 3, 1)])
+def test_networks_take_any_multiple_of_their_stride(task, channels, scale):
+    spec = ArchSpec(
+        arch="unet", latent_dim=0, image_size=16, channels=channels, g_width=4, d_width=4,
+        task=task, scale=scale, depth=2, patch_depth=2,
+    )  # fmt: skip
+    G, D = build_generator(spec).eval(), build_discriminator(spec)
+    inputs = {"inpaint": channels + 1, "superres": channels, "colorize": 1}[task]
+    x = torch.rand(2, inputs, 12 // scale * scale, 20 // scale * scale) * 2 - 1
+    if task == "superres":
+        x = torch.rand(2, inputs, 6, 10) * 2 - 1  # 12x20 out: a multiple of 2**depth = 4
+    out = G(x)
+    assert out.shape == (2, channels, x.shape[2] * scale, x.shape[3] * scale)
+    seen = {"inpaint": x, "superres": torch.nn.functional.interpolate(x, scale_factor=scale), "colorize": x}[
+        task
+    ]
+    assert D(torch.cat([out, seen], 1)).ndim == 4  # a map of patch logits
+    if task == "inpaint":  # known pixels pass through untouched
+        known = x[:, -1:] == 0
+        assert torch.equal(torch.where(known, out, 0), torch.where(known, x[:, :-1] * (1 - x[:, -1:]), 0))
+    if task == "colorize":  # the output keeps the input's luminance
+        from ganops.colour import luminance
+
+        inside = (out.abs() < 0.999).all(dim=1, keepdim=True)  # where nothing was clamped
+        assert torch.allclose(luminance(out)[inside], x[inside], atol=1e-5)
+
+
+def test_a_grey_source_is_refused_for_colorize_before_anything_runs(tiny_idx):
+    with pytest.raises(ConfigError, match="task: colorize learns colour from colour images"):
+        parse_params(tiny_params(tiny_idx, task="colorize"))
+
+
+def test_a_size_the_unet_cannot_take_is_refused_with_the_fix(tiny_idx, projects):
+    params = params_for(tiny_idx, "inpaint", restore={"depth": 5, "patch_depth": 2})
+    task = build_task(params, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE))
+    with pytest.raises(DataError, match="not a multiple of 32 .* set data.image_size"):
+        task.arch_spec(np.zeros((1, 1, 16, 16), np.uint8), None)
+
+
+@pytest.mark.parametrize("task", RESTORATIONS)
+def test_each_task_trains_in_the_one_loop_and_resumes_bit_identically(tiny_idx, projects, tmp_path, task):
+    layout = projects[task]
+    straight = Layout(tmp_path / "straight")
+    straight_paths = dict(prepared=layout.prepared, generator=straight.generator, checkpoints=straight.checkpoints,
+                          samples=straight.samples, history=straight.train_history)  # fmt: skip
+    train(params_for(tiny_idx, task, **{"train.max_steps": 8}), TrainPaths(**straight_paths))
+
+    resumed = Layout(tmp_path / "resumed")
+    resumed_paths = {**straight_paths, "generator": resumed.generator, "checkpoints": resumed.checkpoints,
+                     "samples": resumed.samples, "history": resumed.train_history}  # fmt: skip
+    train(params_for(tiny_idx, task, **{"train.max_steps": 4}), TrainPaths(**resumed_paths))
+    result = train(params_for(tiny_idx, task, **{"train.max_steps": 8}), TrainPaths(**resumed_paths))
+    assert result.resumed_from == 4
+
+    a = torch.load(straight.generator, weights_only=True)
+    b = torch.load(resumed.generator, weights_only=True)
+    assert a["arch"]["task"] == task
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert sorted(p.name for p in resumed.samples.iterdir())  # input | G | original grids
+
+
+def test_the_evaluation_set_is_the_same_every_time_and_rebuilt_when_its_params_change(
+    tiny_idx, projects, tmp_path
+):
+    layout = projects["inpaint"]
+    params = params_for(tiny_idx, "inpaint")
+    first = make_evalset(params, layout)
+    inputs = (layout.evalset / "inputs.npy").read_bytes()
+    assert make_evalset(params, layout) == first and (layout.evalset / "inputs.npy").read_bytes() == inputs
+    assert first["count"] == 64 and first["inputs"]["shape"] == [64, 2, 16, 16]
+    wider = make_evalset(params_for(tiny_idx, "inpaint", restore={"depth": 2, "patch_depth": 2,
+                                                                  "eval_images": 64, "inpaint": {"coverage": [0.5, 0.6]}}),
+                         layout)  # fmt: skip
+    assert wider["inputs"]["sha256"] != first["inputs"]["sha256"]
+    make_evalset(params, layout)  # leave the shared project as the other tests expect it
+
+
+@pytest.mark.parametrize("task", RESTORATIONS)
+def test_evaluate_scores_the_gan_beside_its_baseline(tiny_idx, projects, task):
+    from ganops.stages.evaluate import run as evaluate
+    from ganops.stages.evaluator import run as train_evaluator
+
+    layout = projects[task]
+    params = params_for(tiny_idx, task, **{"train.max_steps": 6})
+    train_evaluator(params, layout)
+    make_evalset(params, layout)
+    run_training(tiny_idx, layout, task, **{"train.max_steps": 6})
+    report = evaluate(params, layout)
+    assert report == read_json(layout.metrics)
+    metric = report["primary"]["metric"]
+    baseline = report["baseline"]
+    assert baseline["method"] == {"inpaint": "opencv_telea", "superres": "bicubic", "colorize": "grey"}[task]
+    for key in (metric, "psnr_y", "ssim_y", "fid_domain"):
+        assert np.isfinite(report[key]) and np.isfinite(baseline[key])
+    assert report["evaluation"].startswith(f"{task}:")
+    if task == "inpaint":
+        assert report["by_coverage"] and all(b["count"] > 0 for b in report["by_coverage"].values())
+        assert np.isfinite(report["psnr_hole"])
+    if task == "colorize":
+        assert (
+            baseline["colour_js"] > report["colour_js_real"]
+        )  # grey is farther from real colour than real is
+    G, spec = load_generator(layout.generator)
+    assert spec.task == task
