@@ -28,3 +28,4 @@ METRICS = Kind("metric", ("classes", "fid", "fid_bootstrap", "fid_inception", "i
 # Traits the params validator needs besides the names (checked against the implementations too).
 CONDITIONAL_ARCHITECTURES = ("dcgan", "resnet")  # a class-conditional variant exists
 SMOOTHABLE_LOSSES = ("minimax", "non_saturating")  # cross-entropy: one-sided label smoothing applies
+FILE_SOURCES = ("celeba", "imagefolder")  # decode image files of any size: data.crop random_patches applies
