@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup dataset browser postgres run test lint format clean lock
+.PHONY: setup dataset photos browser postgres run test lint format clean lock
 
 setup: $(STAMP) dataset .dvc/plots-offline.html
 
@@ -39,6 +39,37 @@ dataset:
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
 		|| echo "note: could not apt-get install dataset-fashion-mnist; prepare will try torchvision's downloader"; \
 	fi
+
+# Real RGB photographs for data.crop=random_patches (docs/own-images.md): 35 that Debian's wallpaper
+# packages ship (the packages also hold drawings, which are left out) and 2 from scikit-learn,
+# copied into data/raw/photos/ (ignored by git). Idempotent: a photo already there is not copied again.
+PHOTOS      := data/raw/photos
+PHOTO_DEBS  := mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers
+PHOTO_FILES := \
+	$(foreach n,Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm TwoWings Wood \
+		YellowFlower,/usr/share/backgrounds/mate/nature/$(n).jpg) \
+	$(foreach n,Bridge_by_Sander_Klootwijk Dragonfly_by_Bolly Picture_0B_by_freespace \
+		Picture_1A_by_freespace Wine_by_Jakkub_Mede aitzgorri_by_Aitzol_Berasategi free_by_Peter_Nerlich \
+		friends_by_Aitzol_Berasategi greentock_by_Peter_Nerlich life_by_Aitzol_Berasategi \
+		picosdeeuropa_by_Aitzol_Berasategi seeding_by_Clements_Engelhardt sunset_by_Aitzol_Berasategi \
+		Kleiber_by_Lukas_Baubkus,/usr/share/backgrounds/$(n).jpg) \
+	$(foreach n,BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf OneStandsOut Path \
+		summer_1am,/usr/share/wallpapers/$(n)/contents/images/2560x1600.jpg)
+
+photos:
+	@missing=$$(for f in $(PHOTO_FILES); do [ -f $$f ] || echo $$f; done); \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(PHOTO_DEBS)) \
+		|| echo "note: could not apt-get install $(PHOTO_DEBS); copying the photos that are there"; \
+	fi
+	@mkdir -p $(PHOTOS)
+	@sklearn=$$(python3 -c 'import pathlib, sklearn.datasets as d; print(pathlib.Path(d.__file__).parent / "images")' \
+		2>/dev/null) || echo "note: no scikit-learn on PATH (make setup installs it); its 2 photos are left out"; \
+	for f in $(PHOTO_FILES) $$sklearn/china.jpg $$sklearn/flower.jpg; do \
+		case $$f in */contents/images/*) name=$$(echo $$f | cut -d/ -f5).jpg ;; *) name=$$(basename $$f) ;; esac; \
+		[ -f $$f ] && { cmp -s $$f $(PHOTOS)/$$name || cp $$f $(PHOTOS)/$$name; }; \
+	done; \
+	echo "$(PHOTOS): $$(ls $(PHOTOS) | wc -l) photos"
 
 # The demo page's test drives Debian's headless Chromium; Playwright/Selenium browser downloads are not needed.
 browser:

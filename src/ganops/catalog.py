@@ -30,3 +30,4 @@ METRICS = Kind("metric", ("classes", "fid", "fid_bootstrap", "fid_inception", "i
 CONDITIONAL_ARCHITECTURES = ("dcgan", "resnet")  # a class-conditional variant exists
 IMAGE_TO_IMAGE_ARCHITECTURES = ("unet",)  # the restoration tasks' network (image in, image out)
 SMOOTHABLE_LOSSES = ("minimax", "non_saturating")  # cross-entropy: one-sided label smoothing applies
+FILE_SOURCES = ("celeba", "imagefolder")  # decode image files of any size: data.crop random_patches applies

@@ -46,7 +46,8 @@ class DataParams(Section):
     # (Debian's /usr/share/datasets/... first, then data/raw/ via torchvision's downloader).
     root: str | None = None
     image_size: int = Field(32, ge=8, le=1024)
-    # Caps on the number of images taken (the first N of each split); null keeps them all.
+    # Caps on the number of images taken (the first N of each split; with random_patches, the
+    # first N patches, a file's patches being consecutive); null keeps them all.
     max_train: int | None = Field(None, ge=1)
     max_test: int | None = Field(None, ge=1)
     # Channel conversion: 1 (gray) or 3 (RGB); null keeps the source's own.
@@ -60,6 +61,26 @@ class DataParams(Section):
     # What transparent pixels (alpha, palette or PNG transparency) are composited onto:
     # white, black, or an RGB triple [r, g, b] of 0..255.
     background: str | list[int] = "white"
+    # How a file becomes image_size x image_size. resize: shorter side resized, centre crop (one
+    # image per file). random_patches: patches_per_image squares cut at native resolution (shorter
+    # side capped at 1024 px), at seeded positions, after the train/test split by file; for
+    # restoration tasks (super-resolution) on a few large photos. Folder sources only
+    # (imagefolder, celeba); a file smaller than image_size is refused, not upscaled.
+    crop: Literal["resize", "random_patches"] = "resize"
+    # Patches cut from each file with crop: random_patches (labels are repeated per patch).
+    patches_per_image: int = Field(16, ge=1)
+
+    @field_validator("crop")
+    @classmethod
+    def _patches_need_files(cls, crop: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        if crop == "random_patches" and source is not None and source not in catalog.FILE_SOURCES:
+            raise ValueError(
+                f"random_patches cuts patches from image files at native resolution, and {source}'s "
+                f"images are already small arrays; use data.crop=resize, or a folder source "
+                f"({', '.join(catalog.FILE_SOURCES)})"
+            )
+        return crop
 
     @field_validator("background")
     @classmethod

@@ -4,7 +4,9 @@ imagefolder: images directly under data.root are unlabelled; images in sub-folde
 sub-folder's name as their class (sorted names -> 0, 1, ...). A share ``data.test_fraction``
 is held out as the test split by a fixed shuffle. celeba: torchvision's layout
 (``img_align_celeba/*.jpg``, optionally ``list_eval_partition.txt``, whose 0/1 rows are train and
-2 rows test); without the partition file the test split is held out like imagefolder's.
+2 rows test); without the partition file the test split is held out like imagefolder's. With
+``data.crop: random_patches`` either source splits by file first, then cuts
+``data.patches_per_image`` patches from each file (data/patches.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, image_files
+from ganops.data.patches import decode_patches, index_in_split
 from ganops.data.sources import RAW_DIR, SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
@@ -28,16 +31,40 @@ def _to_dataset(
     class_names: tuple[str, ...] = (),
 ) -> RawDataset:
     report = DecodeReport()
-    images, kept = decode_all(paths, options.image_size, options.on_corrupt, report, options.background)
+    patches = options.crop == "random_patches"
+    if patches:
+        per_image = options.patches_per_image
+        images, kept = decode_patches(
+            paths, test, options.image_size, per_image, options.on_corrupt, report, options.background
+        )
+    else:
+        per_image = 1
+        images, kept = decode_all(paths, options.image_size, options.on_corrupt, report, options.background)
     if len(kept) == 0:
         raise DataError(f"{name}: none of the {len(paths)} image files under {origin} could be read")
     if report.all_gray:  # every file was grayscale: keep one channel
         images = images[:, :1]
-    kept_idx = np.asarray(kept, dtype=np.int64)
-    test, labels = test[kept_idx], (None if labels is None else labels[kept_idx])
-    train_split = Split(images[~test], None if labels is None else labels[~test])
-    test_split = Split(images[test], None if labels is None else labels[test])
-    return RawDataset(name, str(origin), train_split, test_split, class_names, tuple(report.skipped))
+    # The file behind each row (a file's patches are consecutive rows): its split, label and index.
+    row_file = np.repeat(np.asarray(kept, dtype=np.int64), per_image)
+    sources = index_in_split(test)[row_file] if patches else None
+    test, labels = test[row_file], (None if labels is None else labels[row_file])
+    splits = {
+        split: Split(
+            images[rows],
+            labels=None if labels is None else labels[rows],
+            sources=None if sources is None else sources[rows],
+        )
+        for split, rows in (("train", ~test), ("test", test))
+    }
+    return RawDataset(
+        name,
+        str(origin),
+        splits["train"],
+        splits["test"],
+        class_names=class_names,
+        skipped=tuple(report.skipped),
+        downscaled=report.downscaled,
+    )
 
 
 @SOURCES.register("imagefolder")

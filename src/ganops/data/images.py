@@ -1,6 +1,8 @@
 """Decoding image files into what a person sees, then resizing: shorter side to the target, centre crop.
 
-Used by the sources that read folders of image files (celeba, imagefolder). Each file goes
+Used by the sources that read folders of image files (celeba, imagefolder). With
+``data.crop: random_patches`` the resizing is skipped: the file is kept at its native resolution
+(shorter side capped at NATIVE_MAX_SIDE) and data/patches.py cuts it. Each file goes
 through the same steps: first frame of an animation, EXIF orientation applied (phone photos),
 16-bit samples scaled to 8 bits, transparency (alpha, LA, palette or tRNS) composited onto
 ``data.background``, any other mode (CMYK, YCbCr, 1-bit, palette) converted to RGB. An unreadable
@@ -30,12 +32,18 @@ SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 # warns at 89 MP and fails at 179 MP, is replaced by this one below 179 MP.
 MAX_PIXELS = 128 * 2**20
 WHITE = (255, 255, 255)
+# random_patches keeps native resolution up to this shorter side (pixels); larger photos are first
+# downscaled to it (Lanczos), so a patch still shows a recognisable part of the scene rather than
+# a few blades of grass of a 48 MP photo, and a folder of phone photos fits in memory while it is
+# cut. The manifest records the cap and how many images it downscaled. data.image_size <= 1024.
+NATIVE_MAX_SIDE = 1024
 
 
 @dataclass
 class DecodeReport:
     skipped: list[str] = field(default_factory=list)  # unreadable files (on_corrupt: skip)
     all_gray: bool = True
+    downscaled: int = 0  # native-resolution decodes shrunk to NATIVE_MAX_SIDE (random_patches)
 
 
 class TooLarge(ValueError):
@@ -69,6 +77,18 @@ def resize_center_crop(image, size: int):
         image = image.resize((new_w, new_h), Image.Resampling.LANCZOS)
     left, top = (new_w - size) // 2, (new_h - size) // 2
     return image.crop((left, top, left + size, top + size))
+
+
+def cap_shorter_side(image, limit: int):
+    """Scale down (Lanczos, antialiased) so the shorter side is at most ``limit``; smaller images are kept."""
+    from PIL import Image
+
+    w, h = image.size
+    if min(w, h) <= limit:
+        return image
+    scale = limit / min(w, h)
+    size = (max(limit, round(w * scale)), max(limit, round(h * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
 def has_transparency(image) -> bool:
@@ -115,19 +135,32 @@ def _open_checked(path: Path):
 
 
 def decode(
-    path: Path, size: int, on_corrupt: str, report: DecodeReport, background: tuple[int, int, int] = WHITE
+    path: Path,
+    size: int,
+    on_corrupt: str,
+    report: DecodeReport,
+    background: tuple[int, int, int] = WHITE,
+    native: bool = False,
 ) -> np.ndarray | None:
-    """(3, size, size) uint8 RGB, or None for a skipped unreadable file."""
+    """(3, size, size) uint8 RGB, or None for a skipped unreadable file. ``native``: (3, H, W) at the
+    file's own resolution instead, the shorter side capped at NATIVE_MAX_SIDE (random_patches)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with _open_checked(path) as image:
             # JPEGs decode at 1/2, 1/4 or 1/8 scale when that still covers ``size`` (DCT scaling):
             # 0.80 -> 0.15 s per 12 MP phone photo at size 64. A no-op for other formats.
-            image.draft("RGB", (size, size))
+            stored = min(image.size)  # before draft() shrinks it
+            target = NATIVE_MAX_SIDE if native else size
+            image.draft("RGB", (target, target))
             image.load()
             gray = image.mode in GRAY_MODES and not (has_transparency(image) and len(set(background)) > 1)
-            rgb = resize_center_crop(to_rgb(image, background), size)
+            rgb = to_rgb(image, background)
+            if native:
+                rgb = cap_shorter_side(rgb, NATIVE_MAX_SIDE)
+                report.downscaled += min(rgb.size) < stored
+            else:
+                rgb = resize_center_crop(rgb, size)
     except (
         UnidentifiedImageError,
         Image.DecompressionBombError,  # PIL's hard limit, past MAX_PIXELS anyway

@@ -4,7 +4,8 @@ A source is a function ``(root, options) -> RawDataset`` returning uint8 images 
 (N, C, H, W), with integer labels when the dataset has them. Array datasets (the IDX ones,
 CIFAR-10, digits) come at their native size; sources that decode image files (celeba,
 imagefolder) resize each file as they read it (shorter side to ``image_size``, centre crop),
-since the files differ in size. Everything after that (channels, resizing, duplicates,
+since the files differ in size, or with ``data.crop: random_patches`` cut patches from it at
+native resolution (data/patches.py). Everything after that (channels, resizing, duplicates,
 normalization, hashing) is shared in the prepare stage. Adding a source means writing one more
 function with ``@SOURCES.register("name")``; each one lives in its own module below.
 """
@@ -32,6 +33,8 @@ RAW_DIR = Path("data/raw")
 class Split:
     images: np.ndarray  # uint8, (N, C, H, W)
     labels: np.ndarray | None  # int64, (N,), or None for unlabelled data
+    # int64, (N,): which file of the split each row was cut from (random_patches), else None
+    sources: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class RawDataset:
     test: Split
     class_names: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # unreadable files left out (data.on_corrupt: skip)
+    downscaled: int = 0  # files shrunk to images.NATIVE_MAX_SIDE before patches were cut
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class LoadOptions:
     on_corrupt: str = "skip"
     test_fraction: float = 0.1
     background: tuple[int, int, int] = (255, 255, 255)  # RGB under transparent pixels
+    crop: str = "resize"  # or random_patches: patches_per_image squares cut at native resolution
+    patches_per_image: int = 16
 
 
 SourceFn = Callable[[Path | None, LoadOptions], RawDataset]

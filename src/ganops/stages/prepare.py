@@ -1,8 +1,11 @@
 """prepare: raw dataset -> data/prepared/{train,test}.npy (+ labels) and manifest.json.
 
-Preprocessing, in order: the source's own decoding (files: shorter side resized, centre crop),
+Preprocessing, in order: the source's own decoding (files: shorter side resized, centre crop;
+or, with ``data.crop: random_patches``, patches cut at native resolution after the split by file),
 the caps (first N of each split), channel conversion, fit to ``image_size`` (pad or resize),
-exact-duplicate removal within each split. The manifest records what was done and counted.
+exact-duplicate removal within each split. The manifest records what was done and counted; in
+resize mode it has exactly the keys it had before random_patches existed, so the pinned default
+run's data/prepared (dvc.lock) keeps its hash.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ganops.config import Params
-from ganops.data.images import convert_channels
+from ganops.data.images import NATIVE_MAX_SIDE, convert_channels
 from ganops.data.prepared import PreparedSplit, fit_to_size, write_prepared
 from ganops.data.sources import SOURCES, LoadOptions
 from ganops.errors import DataError
@@ -32,12 +35,20 @@ def first_occurrences(images: np.ndarray) -> np.ndarray:
 
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.data
-    options = LoadOptions(p.image_size, p.on_corrupt, p.test_fraction, p.background_rgb)
+    options = LoadOptions(
+        image_size=p.image_size,
+        on_corrupt=p.on_corrupt,
+        test_fraction=p.test_fraction,
+        background=p.background_rgb,
+        crop=p.crop,
+        patches_per_image=p.patches_per_image,
+    )
     raw = SOURCES.get(p.source)(Path(p.root) if p.root else None, options)
-    splits, duplicates = {}, {}
+    splits, duplicates, source_images = {}, {}, {}
     for split, cap in (("train", p.max_train), ("test", p.max_test)):
         data = getattr(raw, split)
         images, labels = data.images[:cap], (data.labels[:cap] if data.labels is not None else None)
+        sources = data.sources[:cap] if data.sources is not None else None
         if len(images) == 0:
             raise DataError(f"{p.source}: the {split} split is empty; add images or lower data.test_fraction")
         images = fit_to_size(convert_channels(images, p.channels), p.image_size)
@@ -46,6 +57,9 @@ def run(params: Params, layout: Layout, **_) -> dict:
             keep = first_occurrences(images)
             duplicates[split] = len(images) - len(keep)
             images, labels = images[keep], (labels[keep] if labels is not None else None)
+            sources = sources[keep] if sources is not None else None
+        if sources is not None:
+            source_images[split] = len(np.unique(sources))
         splits[split] = PreparedSplit(images, labels)
     info = {
         "source": raw.name,
@@ -60,6 +74,12 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "class_names": list(raw.class_names),
         "background": list(p.background_rgb),  # what transparent pixels became
     }
+    if p.crop == "random_patches":  # absent in resize mode: see the module docstring
+        info["crop"] = p.crop
+        info["patches_per_image"] = p.patches_per_image
+        info["source_images"] = source_images  # files that patches were cut from, per split
+        info["native_max_side"] = NATIVE_MAX_SIDE  # shorter sides above it were downscaled first
+        info["downscaled_images"] = raw.downscaled
     manifest = write_prepared(layout.prepared, splits, info)
     counts = {split: entry["count"] for split, entry in manifest["splits"].items()}
     log.info(
