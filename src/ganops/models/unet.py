@@ -1,0 +1,152 @@
+"""U-Net generator and PatchGAN discriminator: the restoration tasks' networks (pix2pix, Isola et al., 2017).
+
+Both are fully convolutional: the U-Net takes any height and width that are a multiple of
+2**depth (servers pad to it), the PatchGAN returns a map of logits, one per overlapping patch. A
+small head per task turns the U-Net into that task's generator, so that the ONNX graph holds the
+whole contract (what goes in, what comes out) and a server needs nothing else:
+
+- inpaint: in = image x (1 - mask) and the mask (1 = hole); the U-Net's output fills the hole
+  and the known pixels pass through unchanged;
+- superres: in = the low-resolution image; it is upscaled bicubically by ``scale`` and the U-Net
+  adds the detail (a residual, so an untrained network starts at the bicubic baseline);
+- colorize: in = the luminance (colour.luminance); the U-Net predicts the chroma and the output
+  keeps the input's luminance exactly.
+
+D sees the output beside the input (the task's ``Pair.shown``), so its input has the image's
+channels plus the condition's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganops import colour
+from ganops.errors import ConfigError
+from ganops.models import ARCHITECTURES, ArchSpec
+from ganops.models.layers import d_activation, sn
+
+
+class UNet(nn.Module):
+    """Encoder of ``depth`` stride-2 convolutions, decoder of transposed convolutions, skips between."""
+
+    def __init__(self, cin: int, cout: int, width: int, depth: int) -> None:
+        super().__init__()
+        widths = [width * 2 ** min(level, 3) for level in range(depth + 1)]  # capped at 8 x width
+        self.stem = nn.Sequential(nn.Conv2d(cin, widths[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+        self.down = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1, bias=False),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.LeakyReLU(0.2, inplace=True),
+            )
+            for i in range(depth)
+        )
+        self.up = nn.ModuleList(
+            nn.Sequential(
+                # the deepest level has no skip to concatenate yet
+                nn.ConvTranspose2d(
+                    widths[i + 1] * (1 if i == depth - 1 else 2), widths[i], 4, 2, 1, bias=False
+                ),
+                nn.BatchNorm2d(widths[i]),
+                nn.ReLU(inplace=True),
+            )
+            for i in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(2 * widths[0], cout, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.stem(x)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        h = skips.pop()
+        for block in self.up:
+            h = torch.cat([block(h), skips.pop()], dim=1)
+        return self.head(h)
+
+
+class Inpainter(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.unet = UNet(spec.channels + 1, spec.channels, spec.g_width, spec.depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image, mask = x[:, :-1], x[:, -1:]
+        fill = torch.tanh(self.unet(x))
+        return image * (1 - mask) + fill * mask
+
+
+class Upscaler(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.scale = spec.scale
+        self.unet = UNet(spec.channels, spec.channels, spec.g_width, spec.depth)
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(low, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return (up + self.unet(up)).clamp(-1, 1)
+
+
+class Colorizer(nn.Module):
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.unet = UNet(1, 2, spec.g_width, spec.depth)
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:
+        return colour.to_rgb(luma, torch.tanh(self.unet(luma))).clamp(-1, 1)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"inpaint": Inpainter, "superres": Upscaler, "colorize": Colorizer}
+# The channels of what D sees beside the output (its input, at the output's size), by image channels.
+CONDITION_CHANNELS = {"inpaint": lambda c: c + 1, "superres": lambda c: c, "colorize": lambda c: 1}
+
+
+class PatchGAN(nn.Module):
+    """pix2pix's N-layer discriminator: ``patch_depth`` stride-2 convolutions, then two stride-1 ones."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        cin = spec.channels + CONDITION_CHANNELS[spec.task](spec.channels)
+        norm = not spec.spectral_norm  # spectral norm replaces batch norm, as in the sampling Ds
+        width = spec.d_width
+        layers: list[nn.Module] = [
+            sn(nn.Conv2d(cin, width, 4, 2, 1), spec.spectral_norm),
+            *d_activation(spec.d_dropout),
+        ]
+        for level in range(1, spec.patch_depth + 1):
+            wider = spec.d_width * 2 ** min(level, 3)
+            stride = 2 if level < spec.patch_depth else 1
+            layers += [sn(nn.Conv2d(width, wider, 4, stride, 1, bias=not norm), spec.spectral_norm)]
+            layers += [nn.BatchNorm2d(wider)] if norm else []
+            layers += d_activation(spec.d_dropout)
+            width = wider
+        layers.append(sn(nn.Conv2d(width, 1, 4, 1, 1), spec.spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+@ARCHITECTURES.register("unet")
+class UNetArchitecture:
+    """Image to image: a task's U-Net generator and the PatchGAN. Selected by ``task``, not ``model.arch``."""
+
+    conditional = False
+
+    def supports(self, image_size: int) -> bool:
+        return image_size >= 16
+
+    def sizes(self) -> str:
+        return "16 and up, a multiple of 2**restore.depth"
+
+    def generator(self, spec: ArchSpec) -> nn.Module:
+        if spec.task not in GENERATORS:
+            raise ConfigError(
+                f"model.arch: unet is the network of the restoration tasks ({', '.join(GENERATORS)}); "
+                f"set task to one of them, or model.arch to a sampling network for task {spec.task}"
+            )
+        return GENERATORS[spec.task](spec)
+
+    def discriminator(self, spec: ArchSpec) -> nn.Module:
+        return PatchGAN(spec)

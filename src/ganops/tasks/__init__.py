@@ -1,0 +1,73 @@
+"""Tasks: what the GAN learns. ``generate`` (noise in, image out) and the restorations ``inpaint``,
+``superres`` and ``colorize`` (image in, image out: a degraded image and the original).
+
+The training loop is one loop for all of them. It asks the task for each batch's ``Pair`` (what G
+is called with and what D sees beside an image), for the task's extra G loss terms, and for the
+inputs of sample grids and live quality; it never asks which task it runs. A task is built once
+per run by ``build_task`` from the params, the device and the run's noise stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ganops import catalog
+from ganops.config import Params
+from ganops.models import ArchSpec
+from ganops.plugins import Registry
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pair:
+    """One batch as the loop uses it."""
+
+    inputs: tuple  # G(*inputs)
+    y_real: torch.Tensor | None = None  # D's label argument for the real images (class-conditional)
+    y_fake: torch.Tensor | None = None  # ... and for G's images
+    seen: torch.Tensor | None = None  # the condition D sees beside an image (restoration), at its size
+
+    def shown(self, images: torch.Tensor) -> torch.Tensor:
+        """What D is given for ``images``: the images, beside the condition when there is one."""
+        return images if self.seen is None else torch.cat([images, self.seen], dim=1)
+
+
+class Task(Protocol):
+    name: str
+    # The registered model's name; None: register.model_name (the sampling generator's).
+    model_name: str | None
+
+    def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec: ...
+
+    def pair(
+        self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module
+    ) -> Pair: ...
+
+    def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G's loss terms besides the adversarial one, by name (none for generate)."""
+        ...
+
+    def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
+        """A sample grid of G (images in [-1, 1]) and its images per row; ``images`` are uint8 examples."""
+        ...
+
+    def live_inputs(self, images: np.ndarray) -> list[tuple]:
+        """G's inputs for live quality, fixed for the run: one tuple per batch; ``images`` are uint8 test images."""
+        ...
+
+
+TaskBuilder = Callable[[Params, torch.device, Callable, torch.Generator], Task]
+TASKS: Registry[TaskBuilder] = Registry(catalog.TASKS)
+
+
+def build_task(params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> Task:
+    """The run's task: ``share`` takes a rank's rows of a global batch; ``noise`` is the checkpointed stream."""
+    return TASKS.get(params.task)(params, device, share, noise)
+
+
+# Registration happens on import of the modules below.
+from ganops.tasks import generate, restoration  # noqa: E402,F401

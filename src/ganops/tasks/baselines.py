@@ -1,0 +1,81 @@
+"""Classical baselines: what a user has without a GAN, scored beside it on the same evaluation set.
+
+Inputs and outputs follow the project's convention: float32 NCHW in [-1, 1], 1 or 3 channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganops.errors import GanopsError
+
+
+def bicubic_upscale(low: Tensor, factor: int) -> Tensor:
+    """Bicubic interpolation by an integer ``factor`` (superres), clamped to [-1, 1].
+
+    Bicubic overshoots near edges; the clamp keeps the result a valid image, as saving it would.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"bicubic_upscale: factor must be a whole number >= 1, got {factor!r}")
+    size = (low.shape[-2] * int(factor), low.shape[-1] * int(factor))
+    high = F.interpolate(low.float(), size=size, mode="bicubic", align_corners=False)
+    return high.clamp(-1, 1)
+
+
+def telea_inpaint(image: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
+    """OpenCV's Telea inpainting (fast marching) per image; ``mask`` is N1HW with 1 = hole.
+
+    OpenCV works on 8-bit images, so the filled pixels carry 8-bit rounding; the known pixels
+    are copied back from ``image`` unchanged, bit for bit.
+    """
+    try:
+        import cv2  # lazy: OpenCV takes a noticeable time to import and only this baseline needs it
+    except ImportError:
+        raise GanopsError(
+            "telea_inpaint: needs OpenCV (`pip install -c requirements.lock opencv-python-headless`)"
+        ) from None
+    if image.ndim != 4 or image.shape[1] not in (1, 3):
+        raise ValueError(f"telea_inpaint: expected NCHW with 1 or 3 channels, got {tuple(image.shape)}")
+    if tuple(mask.shape) != (image.shape[0], 1, *image.shape[-2:]):
+        raise ValueError(
+            f"telea_inpaint: mask {tuple(mask.shape)} does not match images {tuple(image.shape)}; "
+            "pass one N1HW mask per image (1 = hole)"
+        )
+    hole = mask > 0.5
+    filled = []
+    for picture, holes in zip(image, hole, strict=True):
+        pixels = _to_uint8_hwc(picture)
+        holes8 = holes[0].cpu().numpy().astype(np.uint8)
+        # OpenCV's colour order is BGR; Telea treats channels alike, but keep the order right anyway.
+        if pixels.shape[2] == 3:
+            out = cv2.inpaint(np.ascontiguousarray(pixels[..., ::-1]), holes8, radius, cv2.INPAINT_TELEA)
+            out = out[..., ::-1]
+        else:
+            out = cv2.inpaint(pixels, holes8, radius, cv2.INPAINT_TELEA)
+        filled.append(_from_uint8_hwc(out.reshape(pixels.shape)))
+    inpainted = torch.stack(filled).to(image.device)
+    return torch.where(hole, inpainted, image.float())
+
+
+def _to_uint8_hwc(picture: Tensor) -> np.ndarray:
+    scaled = ((picture.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255)
+    return np.ascontiguousarray(scaled.to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def _from_uint8_hwc(pixels: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def grey_colorize(luma_input: Tensor, channels: int = 3) -> Tensor:
+    """The grey image itself, repeated to ``channels``: what a user has without a colorizer.
+
+    Equal R, G and B carry zero chroma (Cb = Cr = 128/255 in BT.601), the floor any colorizer must beat.
+    """
+    if luma_input.ndim != 4 or luma_input.shape[1] != 1:
+        raise ValueError(
+            f"grey_colorize: expected the 1-channel luma input N1HW, got {tuple(luma_input.shape)}"
+        )
+    return luma_input.float().repeat(1, channels, 1, 1)

@@ -1,0 +1,66 @@
+"""generate: noise in, image out (the sampling GAN). G(z) or G(z, y); D(x) or D(x, y)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ganops.config import Params
+from ganops.errors import ConfigError
+from ganops.models import ArchSpec
+from ganops.models.layers import labels_for
+from ganops.runtime import Stream, stream
+from ganops.tasks import TASKS, Pair
+
+
+@TASKS.register("generate")
+class Generate:
+    name = "generate"
+    model_name = None  # register.model_name
+
+    def __init__(self, params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> None:
+        self.params, self.device, self.share, self.noise = params, device, share, noise
+        self.latent_dim = params.model.latent_dim
+        z = torch.randn(params.train.grid_size, self.latent_dim, generator=stream(params.seed, Stream.GRID_Z))
+        self.grid_z = z.to(device)
+
+    def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec:
+        m = self.params.model
+        num_classes = 0
+        if m.conditional:
+            if labels is None:
+                raise ConfigError(
+                    f"model.conditional: the prepared data ({self.params.data.source}) has no labels; "
+                    "set model.conditional to false or use a labelled source (or class sub-folders)"
+                )
+            num_classes = int(labels.max()) + 1
+        return ArchSpec(
+            arch=m.arch,
+            latent_dim=m.latent_dim,
+            image_size=images.shape[-1],
+            channels=images.shape[1],
+            g_width=m.g_width,
+            d_width=m.d_width,
+            num_classes=num_classes,
+            spectral_norm=m.spectral_norm,
+            d_dropout=m.d_dropout,
+        )
+
+    def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
+        batch_size = self.params.train.batch_size
+        z = self.share(torch.randn(batch_size, self.latent_dim, generator=self.noise)).to(self.device)
+        y_fake = labels_for(G, z)
+        return Pair(inputs=(z, y_fake), y_real=y_real, y_fake=y_fake)
+
+    def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
+
+    def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
+        return G(self.grid_z).float(), int(math.sqrt(len(self.grid_z)))
+
+    def live_inputs(self, images: np.ndarray) -> list[tuple]:
+        z = torch.randn(len(images), self.latent_dim, generator=stream(self.params.seed, Stream.LIVE_Z))
+        return [(chunk,) for chunk in z.split(500)]

@@ -1,0 +1,155 @@
+"""The restoration tasks: G learns to undo a degradation of the training images (pix2pix).
+
+Each batch's degradation is drawn from (seed, Stream.DEGRADE, batch), so a resumed run degrades
+exactly as an uninterrupted one. G's loss is the adversarial term plus ``restore.l1_weight`` x L1
+to the original; D (a PatchGAN) sees an image beside G's input. A task differs only in how it
+degrades (``degrade``) and how its input looks in a grid (``preview``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganops.config import Params
+from ganops.data.prepared import to_unit_range
+from ganops.errors import DataError
+from ganops.models import ArchSpec
+from ganops.runtime import Stream, stream
+from ganops.tasks import TASKS, Pair
+from ganops.tasks import degrade as deg
+
+GRID_ROWS = 8
+
+
+class Restoration:
+    name: str
+    scale = 1  # output size / input size
+
+    def __init__(self, params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> None:
+        self.params, self.device, self.share = params, device, share
+        self.model_name = f"ganops-{self.name}"
+
+    # What differs per task.
+    def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's input for ``images`` and what D sees beside an output (the input at the output's size)."""
+        raise NotImplementedError
+
+    def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
+        """G's input drawn as an image of the output's size and channels, for grids."""
+        raise NotImplementedError
+
+    def check(self, images: np.ndarray) -> None:
+        """Refuse prepared data the task cannot learn from."""
+        multiple = 2**self.params.restore.depth * self.scale
+        if images.shape[-1] % multiple or images.shape[-2] % multiple:
+            raise DataError(
+                f"task {self.name}: the prepared images are {images.shape[-2]}x{images.shape[-1]}, not a multiple of "
+                f"{multiple} (2**restore.depth{' x restore.superres.factor' if self.scale > 1 else ''}); "
+                "set data.image_size to a multiple, or lower restore.depth"
+            )
+
+        smallest = 3 * 2**self.params.restore.patch_depth  # PatchGAN's map is then at least 1x1
+        if min(images.shape[-2:]) < smallest:
+            raise DataError(
+                f"task {self.name}: restore.patch_depth {self.params.restore.patch_depth} needs images of at least "
+                f"{smallest}x{smallest}, the prepared ones are {images.shape[-2]}x{images.shape[-1]}; lower "
+                "restore.patch_depth or raise data.image_size"
+            )
+
+    # What the loop asks.
+    def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec:
+        self.check(images)
+        m, r = self.params.model, self.params.restore
+        return ArchSpec(
+            arch="unet",
+            latent_dim=0,
+            image_size=images.shape[-1],
+            channels=images.shape[1],
+            g_width=m.g_width,
+            d_width=m.d_width,
+            spectral_norm=m.spectral_norm,
+            d_dropout=m.d_dropout,
+            task=self.name,
+            scale=self.scale,
+            depth=r.depth,
+            patch_depth=r.patch_depth,
+        )
+
+    def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
+        inputs, seen = self.degrade(real.detach(), stream(self.params.seed, Stream.DEGRADE, batch))
+        return Pair(inputs=(inputs,), seen=seen)
+
+    def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"l1": self.params.restore.l1_weight * F.l1_loss(fake.float(), real.detach().float())}
+
+    def inputs_for(self, images: np.ndarray, which: Stream) -> list[torch.Tensor]:
+        """G's inputs for uint8 ``images``, degraded in chunks of 500 from (seed, which, chunk)."""
+        batches = []
+        for chunk, start in enumerate(range(0, len(images), 500)):
+            real = to_unit_range(torch.from_numpy(images[start : start + 500])).to(self.device)
+            batches.append(self.degrade(real, stream(self.params.seed, which, chunk))[0])
+        return batches
+
+    def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
+        real = to_unit_range(torch.from_numpy(images[:GRID_ROWS])).to(self.device)
+        inputs = self.degrade(real, stream(self.params.seed, Stream.GRID_Z))[0]
+        rows = torch.stack([self.preview(inputs, real.shape[1]), G(inputs).float(), real], dim=1)
+        return rows.flatten(0, 1), 3  # input | G | original, one example per row
+
+    def live_inputs(self, images: np.ndarray) -> list[tuple]:
+        return [(batch,) for batch in self.inputs_for(images, Stream.LIVE_DEGRADE)]
+
+
+@TASKS.register("inpaint")
+class Inpaint(Restoration):
+    name = "inpaint"
+
+    def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n, _, h, w = images.shape
+        hidden = deg.hide(images, deg.masks(n, h, w, tuple(self.params.restore.inpaint.coverage), rng))
+        return hidden, hidden
+
+    def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
+        return inputs[:, :-1]  # the holes are mid-grey
+
+
+@TASKS.register("superres")
+class SuperRes(Restoration):
+    name = "superres"
+
+    def __init__(self, params: Params, *args) -> None:
+        super().__init__(params, *args)
+        self.scale = params.restore.superres.factor
+
+    def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.params.restore.superres
+        low = deg.downscale(images, s.factor, rng, blur=s.blur, noise=s.noise, jpeg_quality=s.jpeg_quality)
+        return low, F.interpolate(low, scale_factor=s.factor, mode="bicubic", align_corners=False)
+
+    def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
+        return F.interpolate(inputs, scale_factor=self.scale, mode="nearest")  # the pixels as they are
+
+
+@TASKS.register("colorize")
+class Colorize(Restoration):
+    name = "colorize"
+
+    def check(self, images: np.ndarray) -> None:
+        if images.shape[1] != 3:
+            raise DataError(
+                "task colorize: the prepared images have one channel; colorization learns from colour images. "
+                "Use an RGB source (data.source=imagefolder with data.root=DIR of colour photos, or cifar10) "
+                "with data.channels 3 or null"
+            )
+        super().check(images)
+
+    def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        luma = deg.grey(images)
+        return luma, luma
+
+    def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
+        return inputs.expand(-1, channels, -1, -1)
