@@ -19,7 +19,7 @@ class Kind:
 
 
 SOURCES = Kind("data source", ("celeba", "cifar10", "digits", "fashion-mnist", "imagefolder", "mnist"))
-ARCHITECTURES = Kind("architecture", ("dcgan", "mlp", "resnet"))
+ARCHITECTURES = Kind("architecture", ("dcgan", "mlp", "resnet", "unet"))
 LOSSES = Kind(
     "loss", ("hinge", "least_squares", "minimax", "non_saturating", "relativistic", "wgan", "wgan_gp")
 )

@@ -34,13 +34,27 @@ class ArchSpec:
     num_classes: int = 0  # > 0: class-conditional (label embedding in G, projection in D)
     spectral_norm: bool = False  # spectral normalization of D's layers (then D has no batch norm)
     d_dropout: float = 0.0  # dropout after each hidden activation of D
+    # Restoration tasks only (image to image, models.unet); a sampling generator keeps the defaults.
+    task: str = "generate"
+    scale: int = 1  # output size / input size (superres factor)
+    depth: int = 0  # U-Net levels: the input's height and width times scale are a multiple of 2**depth
+    patch_depth: int = 0  # PatchGAN's stride-2 levels
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields that rebuild the network. A sampling generator's dict leaves out the restoration
+        fields, so its generator.pt and export sidecar stay the bytes they were before those fields."""
+        fields = asdict(self)
+        if self.task == "generate":
+            for name in RESTORATION_FIELDS:
+                fields.pop(name)
+        return fields
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+
+RESTORATION_FIELDS = ("task", "scale", "depth", "patch_depth")
 
 
 class Architecture(Protocol):
@@ -105,4 +119,4 @@ def conditional_architectures() -> list[str]:
 
 
 # Registration happens on import of the modules below.
-from ganops.models import dcgan, mlp, resnet  # noqa: E402,F401
+from ganops.models import dcgan, mlp, resnet, unet  # noqa: E402,F401
