@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ganops.errors import ExportError
-from ganops.export.onnx_export import INPUT, OUTPUT, ort_session
+from ganops.export.onnx_export import run_graph
 from ganops.serve.images import to_uint8
 
 log = logging.getLogger(__name__)
@@ -120,13 +120,14 @@ def _sort_nodes(graph) -> None:
     graph.node.extend(ordered)
 
 
-def fp16_parity(fp32_path: Path, fp16_path: Path, latents: np.ndarray) -> GreyParity:
-    """Compare the fp16 graph's 8-bit images with the fp32 graph's on the same latents (CPU provider).
+def fp16_parity(fp32_path: Path, fp16_path: Path, inputs: np.ndarray) -> GreyParity:
+    """Compare the fp16 graph's 8-bit images with the fp32 graph's on the same inputs (latents, or the
+    images of a restoration generator), on the CPU provider.
 
     ExportError when the fp16 graph returns the wrong type or shape, or values that are not finite
     (fp16 overflows at 65504: a generator with large activations can produce inf, then NaN)."""
-    expected = ort_session(fp32_path).run([OUTPUT], {INPUT: latents})[0]
-    got = ort_session(fp16_path).run([OUTPUT], {INPUT: latents})[0]
+    expected = run_graph(fp32_path, inputs)
+    got = run_graph(fp16_path, inputs)
     if got.dtype != np.float32 or got.shape != expected.shape:
         raise ExportError(
             f"the fp16 graph returned {got.dtype} {got.shape}, expected float32 {expected.shape}"
@@ -138,7 +139,7 @@ def fp16_parity(fp32_path: Path, fp16_path: Path, latents: np.ndarray) -> GreyPa
         )
     grey = np.abs(to_uint8(got).astype(np.int16) - to_uint8(expected).astype(np.int16))
     return GreyParity(
-        samples=len(latents),
+        samples=len(inputs),
         max_grey_diff=int(grey.max()),
         mean_grey_diff=round(float(grey.mean()), 6),
         max_abs_diff=float(np.max(np.abs(got - expected))),

@@ -1,8 +1,10 @@
-"""ONNX export of the generator with a dynamic batch axis, a parity check and metadata.
+"""ONNX export of the generator with dynamic axes, a parity check and metadata.
 
-The model takes ``z`` (batch, latent_dim) float32 and returns ``images`` (batch, C, H, W)
-float32 in [-1, 1]. What a server needs to call it (latent size, image shape, value range)
-is stored twice: in the ONNX file's metadata_props and in a sidecar JSON.
+The sampling generator takes ``z`` (batch, latent_dim) float32 and returns ``images`` (batch, C, H, W)
+float32 in [-1, 1]; a restoration generator takes an image of any multiple of its size and returns
+``images`` (export.signature: names, shapes and contract per task). What a server needs to call it
+(latent size or input contract, image shape, value range) is stored twice: in the ONNX file's
+metadata_props and in a sidecar JSON.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import numpy as np
 import torch
 
 from ganops.errors import ExportError
+from ganops.export import signature
+from ganops.export.signature import OUTPUT, input_signature, is_restoration
 from ganops.models import ArchSpec
 
 log = logging.getLogger(__name__)
-
-INPUT, OUTPUT = "z", "images"
 
 
 def class_cdf(G: torch.nn.Module) -> list[float] | None:
@@ -30,12 +32,14 @@ def class_cdf(G: torch.nn.Module) -> list[float] | None:
 
 
 def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, str]:
+    if is_restoration(spec):
+        return _restoration_metadata(spec)
     meta = {
         "ganops.arch": spec.arch,
         "ganops.latent_dim": str(spec.latent_dim),
         "ganops.image_shape": ",".join(map(str, (spec.channels, spec.image_size, spec.image_size))),
         "ganops.value_range": "-1,1",
-        "ganops.input": INPUT,
+        "ganops.input": signature.INPUT_NAMES["generate"],
         "ganops.output": OUTPUT,
     }
     if cdf:  # conditional: the class is read from z[:, 0] against this prior (see serve.latents.with_class)
@@ -44,17 +48,23 @@ def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, 
     return meta
 
 
+def _restoration_metadata(spec: ArchSpec) -> dict[str, str]:
+    contract = signature.restoration_contract(spec)
+    named = {"arch": spec.arch, "input": signature.INPUT_NAMES[spec.task], "output": OUTPUT, **contract}
+    return {f"ganops.{key}": signature.metadata_text(value) for key, value in named.items()}
+
+
 def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> None:
     import onnx
 
     G = G.cpu().eval()
-    example = torch.randn(2, spec.latent_dim)
+    sig = input_signature(spec)
     program = torch.onnx.export(
         G,
-        (example,),
-        input_names=[INPUT],
+        (sig.example,),
+        input_names=[sig.input],
         output_names=[OUTPUT],
-        dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
+        dynamic_shapes=sig.dynamic_shapes,
         opset_version=opset,
         dynamo=True,
         external_data=False,
@@ -93,18 +103,24 @@ def ort_session(path: Path, providers: list[str] | None = None):
     return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
 
 
-def parity(G: torch.nn.Module, path: Path, latents: torch.Tensor) -> float:
-    """Max abs difference between PyTorch and ONNX Runtime (CPU) on the same latents.
+def run_graph(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """The graph's output for ``inputs`` on ONNX Runtime's CPU provider (whatever its one input is named)."""
+    session = ort_session(path)
+    return session.run([OUTPUT], {session.get_inputs()[0].name: inputs})[0]
+
+
+def parity(G: torch.nn.Module, path: Path, inputs: torch.Tensor) -> float:
+    """Max abs difference between PyTorch and ONNX Runtime (CPU) on the same inputs (latents or images).
 
     Non-finite outputs are an error, not a difference: NaN compares false with any tolerance."""
     with torch.inference_mode():
-        expected = G.cpu().eval()(latents).numpy()
+        expected = G.cpu().eval()(inputs).numpy()
     if bad := _non_finite(expected):
         raise ExportError(
-            f"the generator returns {bad} non-finite values (NaN/inf) of {expected.size} on the parity latents: "
+            f"the generator returns {bad} non-finite values (NaN/inf) of {expected.size} on the parity inputs: "
             "training diverged; retrain (lower train.lr or another train.loss) before exporting"
         )
-    got = ort_session(path).run([OUTPUT], {INPUT: latents.numpy()})[0]
+    got = run_graph(path, inputs.numpy())
     if got.shape != expected.shape:
         raise ExportError(f"{path}: ONNX Runtime returned shape {got.shape}, PyTorch {expected.shape}")
     if bad := _non_finite(got):
@@ -123,11 +139,17 @@ def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: floa
     """The file's contract (what a server needs) and the parity check it passed. The measured
     difference is left out: ONNX Runtime picks its kernels by CPU, so it is a fact of this machine
     (logs/export.json), and this DVC-tracked file must be the same bytes on any machine."""
+    if is_restoration(spec):
+        return _restoration_sidecar(spec, path, sha256, opset, tolerance, samples)
     return {
         "file": path.name,
         "sha256": sha256,
         "opset": opset,
-        "input": {"name": INPUT, "shape": ["batch", spec.latent_dim], "dtype": "float32"},
+        "input": {
+            "name": signature.INPUT_NAMES["generate"],
+            "shape": ["batch", spec.latent_dim],
+            "dtype": "float32",
+        },
         "output": {
             "name": OUTPUT,
             "shape": ["batch", spec.channels, spec.image_size, spec.image_size],
@@ -138,4 +160,30 @@ def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: floa
         "value_range": [-1.0, 1.0],
         "arch": spec.to_dict(),
         "parity": {"samples": samples, "tolerance": tolerance, "provider": "CPU", "passed": True},
+    }
+
+
+def _restoration_sidecar(
+    spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: float, samples: int
+) -> dict:
+    size = ["height", "width"] if spec.scale == 1 else [f"height*{spec.scale}", f"width*{spec.scale}"]
+    return {
+        "file": path.name,
+        "sha256": sha256,
+        "opset": opset,
+        "input": {
+            "name": signature.INPUT_NAMES[spec.task],
+            "shape": ["batch", signature.input_channels(spec), "height", "width"],
+            "dtype": "float32",
+        },
+        "output": {"name": OUTPUT, "shape": ["batch", spec.channels, *size], "dtype": "float32"},
+        **signature.restoration_contract(spec),
+        "arch": spec.to_dict(),
+        "parity": {
+            "samples": samples,
+            "input_sizes": [list(hw) for hw in signature.parity_sizes(spec)],
+            "tolerance": tolerance,
+            "provider": "CPU",
+            "passed": True,
+        },
     }

@@ -13,7 +13,7 @@ that ONNX export and serving use unchanged.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from torch import nn
@@ -34,17 +34,20 @@ class ArchSpec:
     num_classes: int = 0  # > 0: class-conditional (label embedding in G, projection in D)
     spectral_norm: bool = False  # spectral normalization of D's layers (then D has no batch norm)
     d_dropout: float = 0.0  # dropout after each hidden activation of D
-    # Restoration tasks (arch unet): which one, the upscale factor, U-Net levels and PatchGAN layers.
+    # Restoration tasks only (image to image, models.unet); a sampling generator keeps the defaults.
     task: str = "generate"
-    scale: int = 1
-    depth: int = 0
-    patch_depth: int = 0
+    scale: int = 1  # output size / input size (superres factor)
+    depth: int = 0  # U-Net levels: the input's height and width times scale are a multiple of 2**depth
+    patch_depth: int = 0  # PatchGAN's stride-2 levels
 
     def to_dict(self) -> dict:
-        """The fields to save; the restoration fields only when set, so a sampling generator's file
-        keeps the bytes it had before they existed."""
-        defaults = {f.name: f.default for f in fields(self) if f.name in RESTORATION_FIELDS}
-        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+        """The fields that rebuild the network. A sampling generator's dict leaves out the restoration
+        fields, so its generator.pt and export sidecar stay the bytes they were before those fields."""
+        fields = asdict(self)
+        if self.task == "generate":
+            for name in RESTORATION_FIELDS:
+                fields.pop(name)
+        return fields
 
     @property
     def conditional(self) -> bool:
