@@ -92,9 +92,9 @@ def test_coverage_bins_group_by_hole_area():
     assert coverage.tolist() == pytest.approx([0.1, 0.3, 0.15, 1.0])
     bins = coverage_bins(coverage)
     assert [(label, idx.tolist()) for label, idx in bins] == [
-        ("10-20%", [0, 2]),
-        ("30-40%", [1]),
-        ("50-100%", [3]),
+        ("10-20pct", [0, 2]),
+        ("30-40pct", [1]),
+        ("50-100pct", [3]),
     ]
     with pytest.raises(ValueError, match="hole_coverage"):
         coverage_bins(torch.tensor([1.5]))

@@ -133,7 +133,7 @@ def hole_coverage(mask: Tensor) -> Tensor:
 def coverage_bins(
     coverage: Tensor, edges: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0)
 ) -> list[tuple[str, Tensor]]:
-    """Image indices grouped by hole coverage (see ``hole_coverage``), labelled like ``"10-20%"``.
+    """Image indices grouped by hole coverage (see ``hole_coverage``), labelled like ``"10-20pct"`` (MLflow metric names admit no %).
 
     LaMa reports inpainting scores by mask area this way: a model can win on small holes and lose
     on large ones. Bins are [low, high), the last one includes its upper edge; empty bins are left out.
@@ -153,7 +153,7 @@ def coverage_bins(
         last = i == len(edges) - 2
         inside = (coverage >= low) & ((coverage <= high) if last else (coverage < high))
         if inside.any():
-            bins.append((f"{_percent(low)}-{_percent(high)}%", inside.nonzero().flatten()))
+            bins.append((f"{_percent(low)}-{_percent(high)}pct", inside.nonzero().flatten()))
     return bins
 
 

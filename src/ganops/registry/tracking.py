@@ -71,10 +71,25 @@ def _signature(sidecar: dict, named: bool = True):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    z, images = (sidecar["input"]["name"], sidecar["output"]["name"]) if named else (None, None)
-    inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, sidecar["latent_dim"]), z)])
-    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *sidecar["image_shape"]), images)])
+    x, images = (sidecar["input"]["name"], sidecar["output"]["name"]) if named else (None, None)
+    inputs = Schema([TensorSpec(np.dtype(np.float32), _shape(sidecar["input"]), x)])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), _shape(sidecar["output"]), images)])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _shape(tensor: dict) -> tuple[int, ...]:
+    """An exported tensor's shape for MLflow: its named (dynamic) axes become -1."""
+    return tuple(-1 if isinstance(axis, str) else axis for axis in tensor["shape"])
+
+
+def _example(sidecar: dict, seed: int) -> np.ndarray:
+    """Two inputs of the exported model: latents, or images at the size it was trained at."""
+    rng = np.random.default_rng(seed)
+    shape = [2, *_shape(sidecar["input"])[1:]]
+    if "trained_size" not in sidecar:  # noise in
+        return rng.standard_normal(shape, dtype=np.float32)
+    shape[2:] = [size // sidecar["scale"] for size in sidecar["trained_size"]]  # superres: the low resolution
+    return rng.uniform(-1, 1, shape).astype(np.float32)
 
 
 def timing_metrics(layout: Layout) -> dict[str, float]:
@@ -155,8 +170,7 @@ def log_pipeline(
 
     from ganops.models.io import load_generator
 
-    latent_dim = sidecar["latent_dim"]
-    example = np.random.default_rng(params.seed).standard_normal((2, latent_dim), dtype=np.float32)
+    example = _example(sidecar, params.seed)
     with mlflow.start_run(run_name=f"pipeline-{tags['params_sha256'][:8]}") as parent:
         mlflow.set_tags({**tags, "ganops.stage": "pipeline", KEY_TAG: key})
         mlflow.log_params(flatten(params.model_dump()))

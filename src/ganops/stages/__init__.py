@@ -85,7 +85,7 @@ PIPELINE = (
         "Export the generator to ONNX and check parity with ONNX Runtime.",
         reads=("generator", "libraries"),
         writes=("onnx", "onnx_sidecar", "fp16", "triton"),
-        params=("seed", "export"),
+        params=("seed", "task", "export", "register.model_name"),  # the last two name the Triton model
         report="onnx_sidecar",
     ),
     Stage(

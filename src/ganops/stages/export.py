@@ -110,6 +110,6 @@ def run(params: Params, layout: Layout, **_) -> dict:
     info["fp16"] = _export_fp16(layout, info, batches, measured)
     write_json(layout.onnx_sidecar, info)
     write_json(layout.timings("export"), measured)  # this machine's numbers: run_stage adds its timings
-    folder = write_repository(layout.onnx, layout.triton)
+    folder = write_repository(layout.onnx, layout.triton, name=params.model_name)
     log.info("Triton model repository: %s", folder)
     return info

@@ -13,6 +13,7 @@ fixed evaluation set (data/evalset), into one report (reports/metrics.json) with
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -123,15 +124,14 @@ def score(
             "Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the real images; "
             "colour_js_real: other real test images against the same ones (what a perfect colorizer gets)"
         )
+    shown = dict.fromkeys([metric, "psnr_y", "fid_domain"])  # the primary first, each once
     log.info(
-        "%s: %s %.4g (GAN) vs %.4g (%s); fid_domain %.4g vs %.4g",
+        "%s, GAN vs %s: %s",
         task.name,
-        metric,
-        report[metric],
-        report["baseline"][metric],
         task.baseline_name,
-        report.get("fid_domain", float("nan")),
-        report["baseline"].get("fid_domain", float("nan")),
+        ", ".join(
+            f"{k} {report.get(k, math.nan):.4g} vs {report['baseline'].get(k, math.nan):.4g}" for k in shown
+        ),
     )
     return report
 
