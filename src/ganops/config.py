@@ -127,7 +127,7 @@ class EvaluatorParams(Section):
 
 class ModelParams(Section):
     # The sampling network (task generate). The restoration tasks always train a U-Net against a
-    # PatchGAN (arch unet), sized by g_width, d_width and the restore section.
+    # PatchGAN (arch unet), sized by the restore section; spectral_norm and d_dropout apply to both.
     arch: str = "dcgan"
     latent_dim: int = Field(64, ge=1)
     g_width: int = Field(32, ge=1)
@@ -309,6 +309,8 @@ class RestoreParams(Section):
     """The restoration tasks (task: inpaint | superres | colorize): a U-Net generator learns to undo a
     degradation of the prepared images, against a PatchGAN that sees its input and output (pix2pix)."""
 
+    g_width: int = Field(16, ge=1)  # U-Net channels at full resolution (doubling per level, at most 8x)
+    d_width: int = Field(16, ge=1)  # PatchGAN channels of its first layer
     l1_weight: float = Field(100.0, ge=0)  # weight of |G(x) - y|_1 beside the adversarial loss (pix2pix: 100)
     depth: int = Field(3, ge=2, le=6)  # U-Net levels: inputs are padded to a multiple of 2**depth
     patch_depth: int = Field(

@@ -21,9 +21,12 @@ def format_summary(ran: Iterable[str], cached: Iterable[str], layout: Layout) ->
     ran, cached = list(ran), list(cached)
     parts = [f"ran {', '.join(ran) or 'nothing'}", f"cached {', '.join(cached) or 'nothing'}"]
     metrics = _read(layout.metrics)
-    if "fid_domain" in metrics:
+    if "fid_domain" in metrics and "baseline" not in metrics:
         floor = metrics.get("floor", {}).get("fid_domain")
         parts.append(f"fid_domain {metrics['fid_domain']:.4g}" + (f" (floor {floor:.4g})" if floor else ""))
+    if "baseline" in metrics:  # a restoration: its primary metric beside the classical method's
+        metric, baseline = metrics["primary"]["metric"], metrics["baseline"]
+        parts.append(f"{metric} {metrics[metric]:.4g} vs {baseline[metric]:.4g} ({baseline['method']})")
     record = _read(layout.registry)
     if record:
         verdict = "promoted to champion" if record.get("promoted") else "champion kept"

@@ -9,6 +9,7 @@ a Prefect retry, DVC and Prefect on one workspace) finds the version already mad
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from dataclasses import asdict
@@ -58,6 +59,24 @@ def _challenger(metrics: dict) -> Candidate:
     )
 
 
+# What a server needs to call a restoration model, copied from the export's sidecar into the version's tags.
+CONTRACT_KEYS = (
+    "task", "layout", "value_range", "input_channels", "output_channels", "size_multiple", "scale",
+    "trained_size", "mask_channel", "mask_hole_value", "masked_pixel_value", "input_colour", "output_colour",
+)  # fmt: skip
+
+
+def _contract(sidecar: dict) -> dict[str, str]:
+    """The pre/post-processing contract as ``contract.<key>`` tags (none for a sampling generator)."""
+    if "task" not in sidecar:
+        return {}
+    contract = {"input": sidecar["input"]["name"], **{k: sidecar[k] for k in CONTRACT_KEYS if k in sidecar}}
+    return {
+        f"contract.{key}": json.dumps(value) if isinstance(value, list) else str(value)
+        for key, value in contract.items()
+    }
+
+
 def _what_was_measured_and_exported(layout: Layout, sidecar: dict) -> dict[str, str]:
     """Tags that say which weights the version holds, which evaluator measured them and what
     became of the fp16 variant, so nobody has to open the run to find out."""
@@ -95,6 +114,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "metrics_sha256": sha256_file(layout.metrics),
     }
     tags.update(_what_was_measured_and_exported(layout, sidecar))
+    tags.update(_contract(sidecar))
     flat_metrics = numeric(metrics)
     export_log = layout.timings(
         "export"

@@ -79,8 +79,8 @@ class Restoration:
             latent_dim=0,
             image_size=images.shape[-1],
             channels=images.shape[1],
-            g_width=m.g_width,
-            d_width=m.d_width,
+            g_width=r.g_width,
+            d_width=r.d_width,
             spectral_norm=m.spectral_norm,
             d_dropout=m.d_dropout,
             task=self.name,
@@ -107,8 +107,14 @@ class Restoration:
     def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
         real = to_unit_range(torch.from_numpy(images[:GRID_ROWS])).to(self.device)
         inputs = self.degrade(real, stream(self.params.seed, Stream.GRID_Z))[0]
-        rows = torch.stack([self.preview(inputs, real.shape[1]), G(inputs).float(), real], dim=1)
-        return rows.flatten(0, 1), 3  # input | G | original, one example per row
+        channels = real.shape[1]
+        columns = [
+            self.preview(inputs, channels),
+            self.baseline(inputs.cpu(), channels).to(real.device),
+            G(inputs).float(),
+            real,
+        ]
+        return torch.stack(columns, dim=1).flatten(0, 1), len(columns)  # input | baseline | GAN | original
 
     def live_inputs(self, images: np.ndarray) -> list[tuple]:
         return [(batch,) for batch in self.inputs_for(images, Stream.LIVE_DEGRADE)]

@@ -113,7 +113,10 @@ def score(
         },
         "counts": {"evaluation_set": count, "reference": len(test.images)},
         "evaluation": f"{task.name}:{sha256_file(layout.evalset / 'inputs.npy')[:16]}",
-        "notes": [],
+        "notes": [
+            "lpips omitted: it needs pretrained network weights, and nothing is downloaded here "
+            "(torchmetrics' LPIPS fetches them)"
+        ],
     }
     if mask is not None:
         report["by_coverage"] = _by_coverage(per_image, mask)

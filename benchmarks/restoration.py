@@ -1,0 +1,84 @@
+"""Each restoration task against its classical baseline, trained with the defaults through `dvc exp run`.
+
+    python benchmarks/restoration.py [--workspace DIR] [--experiment "inpaint" "superres" ...]
+
+Runs in a workspace where `make run` (or `dvc repro`) has already run, so each experiment reuses
+prepare and the evaluator as a user's would, and registers a version. An experiment is a task plus
+optional `-S` overrides, written `superres` or `colorize:data.source=imagefolder,data.root=DIR`.
+Prints one table: per experiment the train stage's wall time, the primary metric and PSNR-Y, SSIM-Y
+and fid_domain of the GAN beside the baseline's (docs/restoration.md), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROWS = ("psnr_y", "ssim_y", "psnr_hole", "fid_domain", "colour_js")
+
+
+def run_experiment(workspace: Path, spec: str) -> dict:
+    task, _, extra = spec.partition(":")
+    overrides = [f"task={task}", *(o for o in extra.split(",") if o)]
+    began = time.perf_counter()
+    cmd = ["dvc", "exp", "run", *(a for o in overrides for a in ("-S", o))]
+    done = subprocess.run(cmd, cwd=workspace, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: `{' '.join(cmd)}` failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    metrics = json.loads((workspace / "reports/metrics.json").read_text())
+    train = json.loads((workspace / "logs/train.json").read_text())
+    registry = json.loads((workspace / "reports/registry.json").read_text())
+    return {
+        "experiment": spec,
+        "wall_s": time.perf_counter() - began,
+        "train_s": train["train_seconds"],
+        "images_per_s": train["images_per_second"],
+        "metrics": metrics,
+        "registered": f"{registry['model_name']} v{registry['version']}",
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| experiment | train s | metric | GAN | baseline | registered |", "|---|---|---|---|---|---|"]
+    for r in results:
+        m, base = r["metrics"], r["metrics"]["baseline"]
+        primary, direction = m["primary"]["metric"], "higher" if m["primary"]["higher_is_better"] else "lower"
+        first = [r["experiment"], f"{r['train_s']:.0f}"]
+        for name in dict.fromkeys([primary, *ROWS]):
+            if name not in m or name not in base:
+                continue
+            label = f"{name} (primary, {direction} is better)" if name == primary else name
+            registered = r["registered"] if first[0] else ""
+            lines.append(
+                f"| {first[0]} | {first[1]} | {label} | {m[name]:.4g} | {base[name]:.4g} ({base['method']}) | {registered} |"
+            )
+            first = ["", ""]
+        if "colour_js_real" in m:
+            lines.append(f"| | | colour_js of other real images (floor) | {m['colour_js_real']:.4g} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workspace", type=Path, default=Path("."))
+    parser.add_argument("--experiment", nargs="+", default=["superres", "inpaint"])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    for spec in args.experiment:
+        print(f"dvc exp run {spec} ...", flush=True)
+        results.append(run_experiment(args.workspace.resolve(), spec))
+        print(f"  {results[-1]['wall_s']:.0f} s", flush=True)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
