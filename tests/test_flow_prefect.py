@@ -148,6 +148,19 @@ def test_markdown_artifact_has_metrics_and_decision(prefect_api, flow_module, pr
     text = artifacts[-1].data
     assert "| fid_domain |" in text and "**Registry:** ganops-generator v" in text
 
+    # Any task runs in the same flow: a restoration reuses prepare and the evaluator, and its report
+    # puts the GAN beside the classical baseline.
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    write_params(project / "params.yaml", {**params, "task": "superres"})
+    restored = flow_module.pipeline(root=str(project))
+    assert ran(restored) == ["validate", "evalset", "train", "evaluate", "export", "register"]
+    assert restored["results"]["register"]["model_name"] == "ganops-superres"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ganops-pipeline"]))
+        )
+    assert "| psnr_y, bicubic baseline |" in artifacts[-1].data
+
 
 def test_deployment_runs_on_the_schedule_from_params(flow_module, project):
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -301,6 +301,17 @@ def test_flat_folder_of_rgba_icons_runs_the_dag_to_a_registered_version(tmp_path
     train = load_split(root / "data/prepared", "train").images
     assert np.all(train[:, :, 0, 0] == 255)  # every icon on the white background
 
+    # The same colour folder teaches colorization: an experiment that reuses prepare and the evaluator.
+    output = subprocess.run(
+        ["dvc", "exp", "run", "-S", "task=colorize"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert output.returncode == 0, output.stderr[-2000:]
+    assert ran(output.stdout) == ["validate", "evalset", "train", "evaluate", "export", "register"]
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert metrics["baseline"]["method"] == "grey" and metrics["colour_js"] < metrics["baseline"]["colour_js"]
+    registry = json.loads((root / "reports/registry.json").read_text())
+    assert registry["model_name"] == "ganops-colorize" and registry["version"] == "1"
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["celeba", "imagefolder"])

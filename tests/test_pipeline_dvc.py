@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +91,29 @@ def test_repro_runs_the_dag_then_only_validate(project):
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline run"], root, env)
     assert sh(["git", "status", "--porcelain"], root, env) == ""
+
+
+def test_restoration_tasks_reuse_prepare_and_the_evaluator_and_register_their_own_models(project, tmp_path):
+    """`dvc exp run -S task=...` from the sampling pipeline's workspace, as benchmarks/restoration.py runs
+    it: each a version of ganops-<task> whose metrics hold the GAN's and the baseline's numbers side by side."""
+    root, env = project
+    results = tmp_path / "restoration.json"
+    bench = [sys.executable, str(REPO / "benchmarks/restoration.py"), "--workspace", str(root), "--temp"]
+    out = sh([*bench, "--json", str(results), "--experiment", "inpaint", "superres"], root, env)
+    assert "| inpaint |" in out and "(opencv_telea)" in out and "(bicubic)" in out
+    from mlflow import MlflowClient  # the workspace's registry: a temporary experiment registers there
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    for run, baseline in zip(json.loads(results.read_text()), ("opencv_telea", "bicubic"), strict=True):
+        task, metrics = run["experiment"], run["metrics"]
+        assert run["ran"] == ["validate", "evalset", "train", "evaluate", "export", "register"]
+        primary = metrics["primary"]["metric"]
+        assert metrics["task"] == task and metrics["baseline"]["method"] == baseline
+        assert math.isfinite(metrics[primary]) and math.isfinite(metrics["baseline"][primary])
+        version = client.get_model_version_by_alias(f"ganops-{task}", "champion")
+        assert version.tags["contract.task"] == task and version.tags["primary_metric"] == primary
+    assert client.get_model_version_by_alias("ganops-generator", "champion").version == "1"  # untouched
+    assert sh(["git", "status", "--porcelain"], root, env) == ""  # the workspace is as it was
 
 
 def test_a_teammate_pulls_the_results_from_a_dvc_remote_and_has_nothing_to_rerun(project, tmp_path):

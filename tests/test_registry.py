@@ -64,6 +64,31 @@ def test_candidate_survives_a_round_trip_through_tags():
     assert Candidate.from_tags("3", candidate.tags()) == candidate
 
 
+def psnr(version: str, score: float, ci95=None, evaluation: str = "superres:abc") -> Candidate:
+    return Candidate(version, score, SHA, ci95, metric="psnr_y", higher_is_better=True, evaluation=evaluation)
+
+
+def test_gate_promotes_a_higher_psnr_with_intervals_apart():
+    champion = psnr("1", 30.0, (29.5, 30.5))
+    assert decide(psnr("2", 31.0, (30.6, 31.4)), champion).promote
+    assert not decide(psnr("2", 30.8, (30.4, 31.2)), champion).promote  # overlapping
+    assert not decide(psnr("2", 29.0), psnr("1", 30.0)).promote  # lower PSNR is worse
+
+
+def test_gate_never_compares_across_tasks_or_evaluation_sets():
+    fid_champion = Candidate("1", 10.0, SHA)
+    cross_task = decide(psnr("2", 40.0), fid_champion)
+    assert not cross_task.promote and "another task or evaluation set" in cross_task.reason
+    other_set = decide(psnr("2", 40.0, evaluation="superres:def"), psnr("1", 20.0))
+    assert not other_set.promote and "not comparable" in other_set.reason
+
+
+def test_a_restoration_candidate_survives_a_round_trip_through_tags():
+    candidate = psnr("4", 27.5, (27.0, 28.0))
+    assert Candidate.from_tags("4", candidate.tags()) == candidate
+    assert "primary_metric" not in Candidate("3", 7.25, SHA).tags()  # sampling versions keep their tags
+
+
 @pytest.fixture()
 def exported(tmp_path):
     """A project folder with everything register reads: ONNX + sidecar, metrics, a grid, a loss history."""
