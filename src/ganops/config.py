@@ -311,6 +311,9 @@ class RestoreParams(Section):
 
     g_width: int = Field(16, ge=1)  # U-Net channels at full resolution (doubling per level, at most 8x)
     d_width: int = Field(16, ge=1)  # PatchGAN channels of its first layer
+    # Real images to train on (as train.images, which it replaces for these tasks; train.epochs still
+    # wins when set): L1 to the original teaches fast, and a U-Net step costs several DCGAN steps.
+    images: int | None = Field(40_000, ge=1)
     l1_weight: float = Field(100.0, ge=0)  # weight of |G(x) - y|_1 beside the adversarial loss (pix2pix: 100)
     depth: int = Field(3, ge=2, le=6)  # U-Net levels: inputs are padded to a multiple of 2**depth
     patch_depth: int = Field(

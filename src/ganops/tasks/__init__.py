@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganops import catalog
-from ganops.config import Params
+from ganops.config import Params, TrainParams
 from ganops.models import ArchSpec
 from ganops.plugins import Registry
 
@@ -46,6 +46,10 @@ class Task(Protocol):
     def pair(
         self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module
     ) -> Pair: ...
+
+    def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
+        """Real images to train on when train.epochs is not set, and the param that says so."""
+        ...
 
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """G's loss terms besides the adversarial one, by name (none for generate)."""

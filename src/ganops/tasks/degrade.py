@@ -18,59 +18,75 @@ from PIL import Image
 
 from ganops import colour
 
-
-def _uniform(rng: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=rng))
+SHAPES, SEGMENTS = 8, 4  # shapes drawn per mask, line segments per stroke at most
 
 
-def _stroke(mask: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, rng: torch.Generator) -> None:
-    """A free-form stroke: a random walk of thick line segments, as LaMa's and DeepFill's masks."""
-    h, w = mask.shape
-    size = min(h, w)
-    radius = _uniform(rng, 0.03, 0.08) * size
-    y, x = _uniform(rng, 0, h), _uniform(rng, 0, w)
-    for _ in range(int(torch.randint(2, 6, (), generator=rng))):
-        angle = _uniform(rng, 0, 2 * math.pi)
-        length = _uniform(rng, 0.1, 0.4) * size
-        y2 = min(max(y + length * math.sin(angle), 0.0), h - 1.0)
-        x2 = min(max(x + length * math.cos(angle), 0.0), w - 1.0)
-        # distance of every pixel centre to the segment (y, x)-(y2, x2)
-        dy, dx = y2 - y, x2 - x
-        t = ((ys - y) * dy + (xs - x) * dx) / max(dy * dy + dx * dx, 1e-9)
-        t = t.clamp(0, 1)
-        mask[((ys - (y + t * dy)) ** 2 + (xs - (x + t * dx)) ** 2) <= radius * radius] = 1
-        y, x = y2, x2
+def _uniform(rng: torch.Generator, low: float, high: float, *shape: int) -> torch.Tensor:
+    return low + (high - low) * torch.rand(shape, generator=rng)
 
 
-def _box(mask: torch.Tensor, rng: torch.Generator) -> None:
-    h, w = mask.shape
-    bh = max(1, round(_uniform(rng, 0.1, 0.5) * h))
-    bw = max(1, round(_uniform(rng, 0.1, 0.5) * w))
-    top = int(torch.randint(0, h - bh + 1, (), generator=rng))
-    left = int(torch.randint(0, w - bw + 1, (), generator=rng))
-    mask[top : top + bh, left : left + bw] = 1
+def _strokes(n: int, height: int, width: int, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Free-form strokes as LaMa's and DeepFill's masks draw them: random walks of 2 to 4 thick segments.
+    Returns each stroke's segment end points (n, SHAPES, SEGMENTS + 1) in y and x, its radius, and
+    which of its segments are drawn (n, SHAPES, SEGMENTS)."""
+    size = min(height, width)
+    radius = _uniform(rng, 0.03, 0.08, n, SHAPES) * size
+    start_y, start_x = _uniform(rng, 0, height, n, SHAPES, 1), _uniform(rng, 0, width, n, SHAPES, 1)
+    angle = _uniform(rng, 0, 2 * math.pi, n, SHAPES, SEGMENTS)
+    length = _uniform(rng, 0.1, 0.4, n, SHAPES, SEGMENTS) * size
+    ys = torch.cat([start_y, start_y + torch.cumsum(length * torch.sin(angle), -1)], -1).clamp(0, height - 1)
+    xs = torch.cat([start_x, start_x + torch.cumsum(length * torch.cos(angle), -1)], -1).clamp(0, width - 1)
+    drawn = torch.arange(SEGMENTS) < torch.randint(2, SEGMENTS + 1, (n, SHAPES, 1), generator=rng)
+    return ys, xs, radius, drawn
+
+
+def _boxes(n: int, height: int, width: int, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Boxes of 10-50% of each side at random places: top, left, bottom, right (n, SHAPES)."""
+    bh = (_uniform(rng, 0.1, 0.5, n, SHAPES) * height).round().clamp(min=1)
+    bw = (_uniform(rng, 0.1, 0.5, n, SHAPES) * width).round().clamp(min=1)
+    top = (_uniform(rng, 0, 1, n, SHAPES) * (height - bh + 1)).floor()
+    left = (_uniform(rng, 0, 1, n, SHAPES) * (width - bw + 1)).floor()
+    return top, left, top + bh, left + bw
+
+
+def _inside(low: torch.Tensor, high: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """(c, SHAPES, H, W) whether each pixel centre lies in [low, high) along the grid's axis."""
+    return (grid >= low.unsqueeze(-1).unsqueeze(-1)) & (grid < high.unsqueeze(-1).unsqueeze(-1))
 
 
 def masks(
     n: int, height: int, width: int, coverage: tuple[float, float], rng: torch.Generator
 ) -> torch.Tensor:
-    """(n, 1, H, W) float masks, 1 = hole: strokes and boxes (one in three) added until each mask
-    covers a share drawn from ``coverage``; the last shape can overshoot it a little."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32) + 0.5,
-        torch.arange(width, dtype=torch.float32) + 0.5,
-        indexing="ij",
-    )
+    """(n, 1, H, W) float masks, 1 = hole: the union of the first k of SHAPES strokes and boxes (one
+    in three a box), k the fewest that cover a share drawn from ``coverage`` (all of them if none
+    does; the last shape can overshoot the share a little). Every draw is made up front, so the
+    masks are a pure function of the generator's state whatever the coverage turns out to be."""
+    target = _uniform(rng, *coverage, n)
+    is_box = torch.rand(n, SHAPES, generator=rng) < 1 / 3
+    ys, xs, radius, drawn = _strokes(n, height, width, rng)
+    top, left, bottom, right = _boxes(n, height, width, rng)
+    py = (torch.arange(height, dtype=torch.float32) + 0.5).view(1, 1, 1, -1, 1)  # pixel centres
+    px = (torch.arange(width, dtype=torch.float32) + 0.5).view(1, 1, 1, 1, -1)
     out = torch.zeros(n, 1, height, width)
-    for mask in out[:, 0]:
-        target = _uniform(rng, *coverage)
-        for _ in range(100):  # a bound, never reached in practice: each shape adds area
-            if float(mask.mean()) >= target:
-                break
-            if float(torch.rand((), generator=rng)) < 1 / 3:
-                _box(mask, rng)
-            else:
-                _stroke(mask, ys, xs, rng)
+    chunk = max(1, 2**22 // (SHAPES * SEGMENTS * height * width))  # images at a time: ~16 MB per tensor
+    for first in range(0, n, chunk):
+        i = slice(first, first + chunk)
+        c = len(target[i])
+        ay, ax, by, bx = (
+            v[i].unsqueeze(-1).unsqueeze(-1)
+            for v in (ys[:, :, :-1], xs[:, :, :-1], ys[:, :, 1:], xs[:, :, 1:])
+        )
+        dy, dx = by - ay, bx - ax
+        t = (((py - ay) * dy + (px - ax) * dx) / (dy * dy + dx * dx).clamp(min=1e-9)).clamp(0, 1)
+        near = ((py - (ay + t * dy)) ** 2 + (px - (ax + t * dx)) ** 2) <= radius[i].view(
+            c, SHAPES, 1, 1, 1
+        ) ** 2
+        stroke = (near & drawn[i].view(c, SHAPES, SEGMENTS, 1, 1)).any(dim=2)
+        box = _inside(top[i], bottom[i], py[:, 0]) & _inside(left[i], right[i], px[:, 0])
+        union = torch.cummax(torch.where(is_box[i].view(c, SHAPES, 1, 1), box, stroke).float(), dim=1).values
+        enough = union.mean(dim=(2, 3)) >= target[i].view(c, 1)
+        k = torch.where(enough.any(dim=1), enough.float().argmax(dim=1), SHAPES - 1)
+        out[i, 0] = union[torch.arange(c), k]
     return out
 
 
@@ -118,10 +134,13 @@ def downscale(
     """The low-resolution input: optional blur, an antialiased bicubic downscale by ``factor``, then
     optional Gaussian noise and JPEG (Real-ESRGAN's first-order degradation, each strength drawn per image)."""
     if blur > 0:
-        images = torch.stack([_gaussian_blur(im, max(_uniform(rng, 0, blur), 1e-3)) for im in images])
+        sigmas = _uniform(rng, 0, blur, len(images)).clamp(min=1e-3)
+        images = torch.stack(
+            [_gaussian_blur(im, float(sigma)) for im, sigma in zip(images, sigmas, strict=True)]
+        )
     low = F.interpolate(images, scale_factor=1 / factor, mode="bicubic", antialias=True, align_corners=False)
     if noise > 0:
-        stds = torch.tensor([_uniform(rng, 0, noise) for _ in range(len(low))]).view(-1, 1, 1, 1)
+        stds = _uniform(rng, 0, noise, len(low)).view(-1, 1, 1, 1)
         draws = torch.randn(low.shape, generator=rng)
         low = low + (2 * stds * draws).to(low.device, low.dtype)  # std in [0, 1] units is 2x in [-1, 1]
     low = low.clamp(-1, 1)

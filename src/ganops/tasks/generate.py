@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ganops.config import Params
+from ganops.config import Params, TrainParams
 from ganops.errors import ConfigError
 from ganops.models import ArchSpec
 from ganops.models.layers import labels_for
@@ -54,6 +54,9 @@ class Generate:
         z = self.share(torch.randn(batch_size, self.latent_dim, generator=self.noise)).to(self.device)
         y_fake = labels_for(G, z)
         return Pair(inputs=(z, y_fake), y_real=y_real, y_fake=y_fake)
+
+    def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
+        return train.images, "train.images"
 
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}

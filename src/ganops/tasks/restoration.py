@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganops.config import Params
+from ganops.config import Params, TrainParams
 from ganops.data.prepared import to_unit_range
 from ganops.errors import DataError
 from ganops.models import ArchSpec
@@ -92,6 +92,11 @@ class Restoration:
     def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
         inputs, seen = self.degrade(real.detach(), stream(self.params.seed, Stream.DEGRADE, batch))
         return Pair(inputs=(inputs,), seen=seen)
+
+    def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
+        if self.params.restore.images is None:
+            return train.images, "train.images"
+        return self.params.restore.images, "restore.images"
 
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"l1": self.params.restore.l1_weight * F.l1_loss(fake.float(), real.detach().float())}

@@ -147,7 +147,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     )
 
     # Size the run and name it: the fingerprint names the folder of its checkpoints and grids.
-    total = _total_steps(tp, batches.per_epoch, n_images)
+    total = _total_steps(tp, batches.per_epoch, n_images, task.image_budget(tp))
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
     run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total)
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
@@ -283,9 +283,10 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     )
 
 
-def _total_steps(tp: TrainParams, per_epoch: int, n_images: int) -> int:
-    """Optimizer steps of the budget (train.epochs if set, else train.images), logged as passes."""
-    batches = per_epoch * tp.epochs if tp.epochs is not None else max(1, tp.images // tp.batch_size)
+def _total_steps(tp: TrainParams, per_epoch: int, n_images: int, budget: tuple[int | None, str]) -> int:
+    """Optimizer steps of the budget (train.epochs if set, else the task's images budget), logged as passes."""
+    images, named = budget
+    batches = per_epoch * tp.epochs if tp.epochs is not None else max(1, images // tp.batch_size)
     total = max(1, batches // tp.n_critic)
     if tp.max_steps is not None:
         total = min(total, tp.max_steps)
@@ -296,7 +297,7 @@ def _total_steps(tp: TrainParams, per_epoch: int, n_images: int) -> int:
         seen,
         seen / n_images,
         n_images,
-        f"train.epochs={tp.epochs}" if tp.epochs is not None else f"train.images={tp.images}",
+        f"train.epochs={tp.epochs}" if tp.epochs is not None else f"{named}={images}",
     )
     return total
 
