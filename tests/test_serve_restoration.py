@@ -186,6 +186,7 @@ def test_a_bad_upload_gets_a_4xx_naming_the_field_and_the_server_stays_ready(ser
 def test_bad_json_and_content_types_name_the_field(servers):
     base = servers["superres"][0]
     route = f"{base}/v1/upscale"
+    multipart = "multipart/form-data; boundary=x"  # with a chunked body: no Content-Length to refuse early
     cases = [
         (httpx.post(route, json={"image": "***"}), 422, "image: not base64"),
         (httpx.post(route, json={"image": "AAAA", "mask": "AAAA"}), 422, "mask: Extra inputs"),
@@ -201,6 +202,12 @@ def test_bad_json_and_content_types_name_the_field(servers):
             "content-type",
         ),
         (httpx.post(route, data={"image": "text"}, files={"x": ("x", b"")}), 422, "image: a text field"),
+        (httpx.post(route, content=b"--", headers={"content-type": "multipart/form-data"}), 400, "body: "),
+        (
+            httpx.post(route, content=iter([bytes(70_000)]), headers={"content-type": multipart}),
+            413,
+            "body: ",
+        ),
     ]
     for response, status, error in cases:
         assert (response.status_code, response.json()["error"][: len(error)]) == (status, error), (
@@ -322,3 +329,115 @@ def test_the_cli_names_the_file_and_the_fix(models, tmp_path):
     assert f"error: {broken}: image: not a PNG or JPEG file" in result.output
     result = CliRunner().invoke(cli, ["restore", str(models["inpaint"]), str(broken), "--provider", "cpu"])
     assert result.exit_code == 2 and "--mask: an inpaint model needs the mask" in result.output
+    overlap = ["--tile-size", "16", "--tile-overlap", "16"]
+    result = CliRunner().invoke(cli, ["restore", str(models["superres"]), str(broken), *overlap])
+    assert (
+        result.exit_code == 2
+        and "--tile-overlap 16: must be at least 0 and below --tile-size 16" in result.output
+    )
+
+
+def _multipart(files: dict[str, bytes]) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "http://x/", files={k: (f"{k}.png", v) for k, v in files.items()})
+    return request.read(), request.headers["content-type"]
+
+
+async def _slow_and_leaving_uploads(host: str, port: int, route: str, files: dict[str, bytes]) -> bytes:
+    """One client trickles a whole upload in; another sends half of one and leaves."""
+    body, kind = _multipart(files)
+    head = f"POST {route} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+
+    async def leave() -> None:
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(f"{head}\r\n".encode() + body[: len(body) // 2])
+        await writer.drain()
+        writer.close()
+
+    async def trickle() -> bytes:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"{head}Connection: close\r\n\r\n".encode())
+        for start in range(0, len(body), 256):
+            writer.write(body[start : start + 256])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    _, answer = await asyncio.gather(leave(), trickle())
+    return answer
+
+
+def test_slow_and_disconnecting_uploads_leave_the_server_healthy(servers):
+    base = servers["inpaint"][0]
+    host, port = base.removeprefix("http://").split(":")
+    files = upload("inpaint", picture(30, 30))
+    answer = asyncio.run(_slow_and_leaving_uploads(host, int(port), "/v1/inpaint", files))
+    assert (
+        answer.startswith(b"HTTP/1.1 200")
+        and answer.split(b"\r\n\r\n", 1)[1] == post(base, "inpaint", files).content
+    )
+    assert httpx.get(f"{base}/readyz").status_code == 200
+    assert 'kind="server"' not in httpx.get(f"{base}/metrics").text
+
+
+def test_the_contract_reads_the_same_from_the_onnx_file_without_a_session(servers, models):
+    import onnx
+
+    from ganops.serve.contract import restoration_info
+
+    for task, onnx_path in models.items():
+        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        assert restoration_info(meta, "float32", str(onnx_path)) == servers[task][1].info
+
+
+def test_a_registered_restoration_champion_is_served_with_its_route(models, tmp_path, monkeypatch):
+    """models:/ganops-<task>@champion resolves and verifies like the generator's URI, and mounts the task."""
+    import json
+
+    import mlflow
+    import onnx
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    onnx_path = models["inpaint"]
+    with mlflow.start_run():
+        mlflow.onnx.log_model(
+            onnx.load_model(str(onnx_path)),
+            name="generator",
+            registered_model_name="ganops-inpaint",
+            save_as_external_data=False,
+            pip_requirements=["onnxruntime"],
+        )
+    client = MlflowClient()
+    sha256 = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())["sha256"]
+    client.set_model_version_tag("ganops-inpaint", "1", "onnx_sha256", sha256)
+    client.set_registered_model_alias("ganops-inpaint", "champion", "1")
+
+    model = resolve("models:/ganops-inpaint@champion")
+    assert model.sha256 == sha256 and "ganops-inpaint v1" in model.detail
+    app = create_app(GeneratorSession(model, "cpu", threads=1), SETTINGS)
+    assert [p for p in app.openapi()["paths"] if p.startswith("/v1/")] == ["/v1/inpaint"]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_no_fuzzed_upload_causes_a_server_error(servers, mode):
+    """Schemathesis, from the route's documented request bodies (multipart and JSON), as for samplers."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.generation import GenerationMode
+
+    base = servers["inpaint"][0]
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json").include(path="/v1/inpaint")
+    seen: dict[int, int] = {}
+
+    @given(case=schema.as_strategy(generation_mode=GenerationMode(mode)))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def check(case):
+        response = case.call(base_url=base, timeout=30)
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        assert response.status_code < 500, f"{case.media_type} {case.body!r:.200} -> {response.status_code}"
+
+    check()
+    assert sum(seen.values()) >= 30 and any(400 <= code < 500 for code in seen), seen

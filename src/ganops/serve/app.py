@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ganops.serve import restoration_api, sampler_api
 from ganops.serve.batcher import MicroBatcher, Overloaded
@@ -215,9 +216,10 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     async def bad_upload(_: Request, err: BadInput) -> JSONResponse:
         return _problem(422, str(err), [{"field": err.field, "message": str(err).split(": ", 1)[1]}])
 
-    @app.exception_handler(ClientGone)
-    async def client_gone(_: Request, __: ClientGone) -> Response:
-        return Response(status_code=499)  # nobody reads it; the rows already left the queue
+    @app.exception_handler(ClientGone)  # while its rows were queued
+    @app.exception_handler(ClientDisconnect)  # while its upload was still arriving
+    async def client_gone(_: Request, __: Exception) -> Response:
+        return Response(status_code=499)  # nobody reads it; nothing of it stays queued
 
     async def queued(request: Request, work):
         """``work`` (rows queued on the batcher) within the deadline, cancelled if the client leaves."""

@@ -83,6 +83,7 @@ def serve(
     from ganops.serve.source import resolve
 
     with user_errors():
+        limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
         session = GeneratorSession(resolve(model, tracking_uri), provider, threads or None)
     settings = ServeSettings(
         max_n=max_n,
@@ -93,7 +94,7 @@ def serve(
         request_timeout_s=request_timeout_s,
         drain_file=drain_file,
         max_upload_bytes=int(max_upload_mb * 2**20),
-        restore=RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap),
+        restore=limits,
     )
     uvicorn.run(
         create_app(session, settings),
@@ -166,7 +167,7 @@ def restore(
     """Restore an image or a folder of images, byte for byte as the server's route answers them."""
     from ganops.serve.restore_files import restore_paths
 
-    limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
     with user_errors():
+        limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
         written = restore_paths(model, source, mask, out, limits, provider, tracking_uri)
     typer.echo(f"wrote {written}")

@@ -20,6 +20,13 @@ class RestoreLimits:
     tile_overlap: int = 32  # input pixels shared by neighbouring tiles, where their outputs are blended
     batch: int = 8  # images or tiles per model run (the micro-batcher merges same-size ones up to this)
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.tile_overlap < self.tile_size:
+            raise ServeError(
+                f"--tile-overlap {self.tile_overlap}: must be at least 0 and below --tile-size {self.tile_size}; "
+                "lower it (an eighth of the tile is usual) or raise --tile-size"
+            )
+
 
 @dataclass(frozen=True)
 class RestorationInfo:

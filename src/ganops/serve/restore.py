@@ -118,13 +118,15 @@ def feather(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.n
     """1-D blending weight of one tile's output (``overlap`` in output pixels): 0 over the outer quarter
     of an overlap, where the tile's own border still shows, rising linearly to 1 at three quarters.
     Sides on the image's border keep weight 1."""
-    distance = np.arange(length, dtype=np.float32) + 0.5
     weight = np.ones(length, np.float32)
-    ramp = lambda d: np.clip((d - overlap / 4) / (overlap / 2), 0.0, 1.0)  # noqa: E731
+    if overlap == 0:  # tiles that only touch: nothing to blend
+        return weight
+    distance = np.arange(length, dtype=np.float32) + 0.5  # from the tile's start, to pixel centres
+    ramp = np.clip((distance - overlap / 4) / (overlap / 2), 0.0, 1.0)
     if ramp_start:
-        weight = np.minimum(weight, ramp(distance))
+        weight = np.minimum(weight, ramp)
     if ramp_end:
-        weight = np.minimum(weight, ramp(distance[::-1]))
+        weight = np.minimum(weight, ramp[::-1])
     return weight
 
 

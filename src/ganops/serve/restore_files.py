@@ -24,7 +24,9 @@ def _pairs(
     if source.is_file():
         if mask is not None and not mask.is_file():
             raise ServeError(f"--mask {mask}: not a file; give the mask of {source.name}")
-        return [(source, mask, out or source.with_name(f"{source.stem}-{task}.png"))]
+        name = f"{source.stem}-{task}.png"
+        target = out / name if out is not None and out.is_dir() else out or source.with_name(name)
+        return [(source, mask, target)]
     images = sorted(p for p in source.iterdir() if p.suffix.lower() in ACCEPTED_SUFFIXES and p.is_file())
     if not images:
         raise ServeError(f"{source}: no .png or .jpg files in this folder; give a file or another folder")
@@ -33,6 +35,10 @@ def _pairs(
     folder = out or source.with_name(f"{source.name}-{task}")
     if folder.is_file():
         raise ServeError(f"--out {folder}: is a file; give a folder for a folder of images")
+    if mask is not None and (missing := [p.name for p in images if not (mask / p.name).is_file()]):
+        raise ServeError(
+            f"--mask {mask}: no mask for {', '.join(missing[:5])}; put one of the same name there"
+        )
     return [(p, mask / p.name if mask else None, folder / f"{p.stem}.png") for p in images]
 
 
@@ -62,10 +68,6 @@ def restore_paths(
     pairs = _pairs(source, mask, out, task)
     with Progress(len(pairs), f"restore ({task})", unit="img") as progress:
         for image, hole, target in pairs:
-            if hole is not None and not hole.is_file():
-                raise ServeError(
-                    f"{hole}: no mask for {image.name}; put one of the same name in {hole.parent}"
-                )
             try:
                 png = restore_bytes(
                     session.run, session.info, limits, image.read_bytes(), hole.read_bytes() if hole else None

@@ -14,6 +14,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganops.serve.schemas import Strict
 
@@ -65,8 +66,15 @@ async def read_upload(request: Request, fields: tuple[str, ...]) -> dict[str, by
 
 
 async def _multipart(request: Request, fields: tuple[str, ...]) -> dict[str, bytes]:
-    # A few parts more than the fields, so an extra one is named below rather than cut off by Starlette.
-    async with request.form(max_files=len(fields) + 2, max_fields=len(fields) + 2) as form:
+    try:  # a few parts more than the fields, so an extra one is named below rather than cut off here
+        form = await request.form(max_files=len(fields) + 2, max_fields=len(fields) + 2)
+    except StarletteHTTPException as err:  # Starlette's parser: malformed, or far more parts than asked for
+        if err.status_code != 400:  # the body limit (413), already naming the body
+            raise
+        raise HTTPException(
+            400, f"body: {err.detail} Send multipart/form-data with the file field(s) {_names(fields)} only"
+        ) from None
+    try:
         files = {}
         for name, value in form.multi_items():
             if name not in fields:
@@ -76,6 +84,8 @@ async def _multipart(request: Request, fields: tuple[str, ...]) -> dict[str, byt
                     422, f"{name}: a text field; send the file itself (curl -F {name}=@file.png)"
                 )
             files[name] = await value.read()
+    finally:
+        await form.close()
     if "image" not in files:
         raise HTTPException(422, f"image: missing; send the {IMAGE_HELP} as the form field `image`")
     return files
