@@ -329,6 +329,8 @@ def test_the_cli_names_the_file_and_the_fix(models, tmp_path):
     assert f"error: {broken}: image: not a PNG or JPEG file" in result.output
     result = CliRunner().invoke(cli, ["restore", str(models["inpaint"]), str(broken), "--provider", "cpu"])
     assert result.exit_code == 2 and "--mask: an inpaint model needs the mask" in result.output
+    result = CliRunner().invoke(cli, ["sample", str(models["colorize"]), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "a colorize model samples nothing; use `ganops restore" in result.output
     overlap = ["--tile-size", "16", "--tile-overlap", "16"]
     result = CliRunner().invoke(cli, ["restore", str(models["superres"]), str(broken), *overlap])
     assert (

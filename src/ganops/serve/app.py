@@ -147,12 +147,13 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     info = session.info
     sampler = info.task == "generate"
     metrics = ServeMetrics()
+    # A sampler's rows are latents; a restoration model's are whole images or tiles.
+    rows_per_run = (
+        max(settings.max_batch, settings.max_n, settings.max_steps) if sampler else settings.restore.batch
+    )
     batcher = MicroBatcher(
         session.run,
-        # A sampler's rows are latents; a restoration model's are whole images or tiles.
-        max_batch=max(settings.max_batch, settings.max_n, settings.max_steps)
-        if sampler
-        else settings.restore.batch,
+        max_batch=rows_per_run,
         max_delay_ms=settings.max_delay_ms,
         enabled=settings.batching,
         max_pending_rows=settings.max_pending_rows,
@@ -187,7 +188,7 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
 
     # /docs and /redoc from the package's own Swagger UI and ReDoc files: they render offline.
     app = FastAPIOffline(
-        title=f"ganops {info.task if not sampler else 'generator'}",
+        title="ganops generator" if sampler else f"ganops {info.task}",
         version="1",
         summary="Images from the exported GAN generator, batched on ONNX Runtime.",
         lifespan=lifespan,

@@ -133,6 +133,10 @@ def sample(
             raise ServeError(f"--out {out}: must end in .png (grid) or .npy (array)")
         session = GeneratorSession(resolve(model, tracking_uri), provider)
         info = session.info
+        if info.task != "generate":
+            raise ServeError(
+                f"{model}: a {info.task} model samples nothing; use `ganops restore MODEL IMAGE`"
+            )
         latents = seed_latents(seed, n, info.latent_dim)
         if label is not None:
             if not info.class_cdf:
