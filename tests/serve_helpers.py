@@ -115,3 +115,30 @@ def serve_process(model: str, *args: str, cwd: Path | None = None) -> Iterator[s
     finally:
         stop(process, timeout=15)
         log.close()
+
+
+def restoration_spec(task: str, channels: int = 3) -> ArchSpec:
+    """A tiny U-Net of ``task`` (superres: x2): size_multiple 4 (2 for superres), random weights."""
+    return ArchSpec(
+        arch="unet",
+        latent_dim=0,
+        image_size=16,
+        channels=channels,
+        g_width=4,
+        d_width=4,
+        task=task,
+        scale=2 if task == "superres" else 1,
+        depth=2,
+        patch_depth=2,
+    )
+
+
+def export_tiny_restoration(root: Path, task: str, channels: int = 3) -> Layout:
+    """A randomly initialized tiny restoration generator, exported by the real export stage."""
+    spec = restoration_spec(task, channels)
+    torch.manual_seed(0)
+    G = build_generator(spec).eval()
+    layout = Layout(root)
+    save_generator(layout.generator, G, spec, step=1, note="serve-test")
+    export(parse_params({"export": {"parity_samples": 2}}), layout)
+    return layout

@@ -64,10 +64,11 @@ def summary(
 def _add_subcommands() -> None:
     # Light modules: their heavy imports happen inside the commands.
     from ganops.registry.cli import app as registry_app
-    from ganops.serve.cli import sample, serve
+    from ganops.serve.cli import restore, sample, serve
 
     app.command("serve")(serve)
     app.command("sample")(sample)
+    app.command("restore")(restore)
     app.add_typer(registry_app, name="registry")
 
 

@@ -1,8 +1,11 @@
-"""The HTTP API: /v1/generate, /v1/interpolate, /healthz, /readyz, /metrics and the demo page at /.
+"""The HTTP API: the model's task routes, /healthz, /readyz, /metrics and the demo page at /.
 
-Bad input is always a 4xx whose ``error`` names the field: pydantic validates bodies (strict
-types, bounds from ServeSettings), a middleware caps body size before anything is parsed, and
-the model's own constraints (class labels) are checked before a request is queued.
+The routes follow the task in the model's metadata: a sampler gets /v1/generate and /v1/interpolate
+(sampler_api.py), a restoration model only its own /v1/inpaint, /v1/upscale or /v1/colorize
+(restoration_api.py). Bad input is always a 4xx whose ``error`` names the field: pydantic validates
+bodies (strict types, bounds from ServeSettings), a middleware caps body size before anything is
+parsed, and the model's own constraints (class labels, image sizes) are checked before a request
+is queued.
 """
 
 import asyncio
@@ -14,19 +17,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from ganops.serve import images
+from ganops.serve import restoration_api, sampler_api
 from ganops.serve.batcher import MicroBatcher, Overloaded
-from ganops.serve.latents import interpolation_latents, seed_latents, with_class
+from ganops.serve.contract import RestoreLimits
 from ganops.serve.metrics import ServeMetrics
-from ganops.serve.schemas import PngList, Problem, request_models
+from ganops.serve.restore import BadInput
+from ganops.serve.schemas import Problem
 from ganops.serve.session import GeneratorSession
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,9 @@ class ServeSettings:
     max_batch: int = 256  # rows per ONNX run after micro-batching
     max_delay_ms: float = 2.0  # how long the oldest request may wait for company
     batching: bool = True
-    max_body_bytes: int = 16_384
+    max_body_bytes: int = 16_384  # a sampler's JSON requests
+    max_upload_bytes: int = 32 * 2**20  # a restoration model's uploads (base64 JSON is 4/3 of the file)
+    restore: RestoreLimits = RestoreLimits()  # pixel limit, tiling and batch of restoration requests
     max_pending_rows: int = 16_384  # beyond this the server answers 503 instead of queueing
     request_timeout_s: float = 30.0  # a request not answered by then gets 504 and leaves the queue
     # While this file exists /readyz answers 503, so a load balancer stops sending new requests
@@ -112,8 +118,9 @@ class Instrument:
             self.metrics.observe_request(getattr(route, "path", "other"), status, time.perf_counter() - began)
 
 
-def _page() -> str:
-    return importlib.resources.files("ganops.serve").joinpath("static/index.html").read_text()
+def _page(task: str) -> str:
+    name = "index.html" if task == "generate" else "restore.html"
+    return importlib.resources.files("ganops.serve").joinpath(f"static/{name}").read_text()
 
 
 class ClientGone(Exception):
@@ -138,11 +145,15 @@ async def _unless_disconnected(request: Request, work, poll_s: float = 0.05):
 
 def create_app(session: GeneratorSession, settings: ServeSettings = ServeSettings()) -> FastAPI:
     info = session.info
+    sampler = info.task == "generate"
     metrics = ServeMetrics()
-    GenerateRequest, InterpolateRequest = request_models(settings.max_n, settings.max_steps)
+    # A sampler's rows are latents; a restoration model's are whole images or tiles.
+    rows_per_run = (
+        max(settings.max_batch, settings.max_n, settings.max_steps) if sampler else settings.restore.batch
+    )
     batcher = MicroBatcher(
         session.run,
-        max_batch=max(settings.max_batch, settings.max_n, settings.max_steps),
+        max_batch=rows_per_run,
         max_delay_ms=settings.max_delay_ms,
         enabled=settings.batching,
         max_pending_rows=settings.max_pending_rows,
@@ -152,9 +163,13 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
 
     async def warm_up() -> None:
         # The first runs allocate ORT's arenas and pick kernels; do it before saying ready.
+        if sampler:
+            examples = sampler_api.warm_up_inputs(info, batcher.max_batch)
+        else:
+            examples = [restoration_api.warm_up_input(info)]
         try:
-            for rows in (1, batcher.max_batch):
-                await asyncio.to_thread(session.run, seed_latents(0, rows, info.latent_dim))
+            for example in examples:
+                await asyncio.to_thread(session.run, example)
         except Exception as err:  # noqa: BLE001 - reported by /readyz, which then never turns ready
             state["error"] = f"{type(err).__name__}: {err}"
             log.exception("warm-up failed; /readyz stays 503")
@@ -173,14 +188,14 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
 
     # /docs and /redoc from the package's own Swagger UI and ReDoc files: they render offline.
     app = FastAPIOffline(
-        title="ganops generator",
+        title="ganops generator" if sampler else f"ganops {info.task}",
         version="1",
         summary="Images from the exported GAN generator, batched on ONNX Runtime.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes if sampler else settings.max_upload_bytes)
     app.add_middleware(Instrument, metrics=metrics)
-    page = _page()
+    page = _page(info.task)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -198,66 +213,33 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
         return _problem(err.status_code, str(err.detail), headers=getattr(err, "headers", None))
 
-    def _conditioned(latents: np.ndarray, label: int | None) -> np.ndarray:
-        """Latents for the requested class; without one, a conditional model draws classes from z."""
-        if label is None:
-            return latents
-        if not info.class_cdf:
-            raise HTTPException(422, "class: this model is unconditional; leave class out")
-        try:
-            return with_class(latents, label, list(info.class_cdf))
-        except ValueError as err:
-            raise HTTPException(422, f"class: {err}") from None
+    @app.exception_handler(BadInput)  # an upload that decodes badly or breaks the model's contract
+    async def bad_upload(_: Request, err: BadInput) -> JSONResponse:
+        return _problem(422, str(err), [{"field": err.field, "message": str(err).split(": ", 1)[1]}])
 
-    async def _generate(request: Request, latents: np.ndarray, fmt: str, headers: dict[str, str]) -> Response:
+    @app.exception_handler(ClientGone)  # while its rows were queued
+    @app.exception_handler(ClientDisconnect)  # while its upload was still arriving
+    async def client_gone(_: Request, __: Exception) -> Response:
+        return Response(status_code=499)  # nobody reads it; nothing of it stays queued
+
+    async def queued(request: Request, work):
+        """``work`` (rows queued on the batcher) within the deadline, cancelled if the client leaves."""
         try:
-            out = await asyncio.wait_for(
-                _unless_disconnected(request, batcher.submit(latents)), settings.request_timeout_s
-            )
+            return await asyncio.wait_for(_unless_disconnected(request, work), settings.request_timeout_s)
         except Overloaded as err:
-            return _problem(503, f"overloaded: {err}; retry shortly", headers={"Retry-After": "1"})
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it; the rows already left the queue
+            raise HTTPException(
+                503, f"overloaded: {err}; retry shortly", headers={"Retry-After": "1"}
+            ) from None
         except TimeoutError:
-            return _problem(
-                504, f"not answered within {settings.request_timeout_s:g} s; retry, or ask for fewer images"
-            )
-        headers = {**headers, "X-Model-Sha256": session.sha256, "X-Provider": session.provider}
-        # Encoding runs in a worker thread: 64 images at 1024 px take long enough to stall /healthz.
-        if fmt == "png":
-            body = await asyncio.to_thread(images.png_grid, out)
-            return Response(body, media_type="image/png", headers=headers)
-        if fmt == "npy":
-            return Response(images.npy_bytes(out), media_type="application/x-npy", headers=headers)
-        pngs = await asyncio.to_thread(images.png_list_base64, out)
-        body = PngList(shape=list(info.image_shape), images=pngs)
-        return JSONResponse(body.model_dump(), headers=headers)
+            raise HTTPException(
+                504,
+                f"not answered within {settings.request_timeout_s:g} s; retry, or ask for less (fewer or smaller images)",
+            ) from None
 
-    responses = {
-        200: {
-            "description": "the images, in the requested format",
-            "content": {
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
-                "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
-                "application/json": {"schema": PngList.model_json_schema()},
-            },
-        },
-        413: {"model": Problem, "description": "body too large"},
-        422: {"model": Problem, "description": "invalid request; `error` names the field"},
-        503: {"model": Problem, "description": "overloaded; retry"},
-    }
-
-    @app.post("/v1/generate", responses=responses, response_class=Response)
-    async def generate(request: GenerateRequest, http: Request) -> Response:  # type: ignore[valid-type]
-        """`n` images for `seed`; image i is the same for every n > i."""
-        latents = _conditioned(seed_latents(request.seed, request.n, info.latent_dim), request.class_)
-        return await _generate(http, latents, request.format, {"X-Seed": str(request.seed)})
-
-    @app.post("/v1/interpolate", responses=responses, response_class=Response)
-    async def interpolate(request: InterpolateRequest, http: Request) -> Response:  # type: ignore[valid-type]
-        """`steps` images along the arc from `seed_a`'s first image to `seed_b`'s."""
-        path = interpolation_latents(request.seed_a, request.seed_b, request.steps, info.latent_dim)
-        return await _generate(http, _conditioned(path, request.class_), request.format, {})
+    if sampler:
+        sampler_api.add_sampler_routes(app, session, batcher, settings, queued)
+    else:
+        restoration_api.add_restoration_route(app, session, batcher, settings.restore, queued)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -273,16 +255,16 @@ def create_app(session: GeneratorSession, settings: ServeSettings = ServeSetting
             return _problem(503, f"draining: {settings.drain_file} exists (the server is about to stop)")
         if not state["ready"]:
             return _problem(503, "warming up: the model's first run has not finished")
+        if sampler:
+            facts = sampler_api.ready_facts(info, settings)
+        else:
+            facts = restoration_api.ready_facts(info, settings.restore)
         return {
             "status": "ready",
             "model": session.origin,
             "sha256": session.sha256,
             "provider": session.provider,
-            "latent_dim": info.latent_dim,
-            "image_shape": list(info.image_shape),
-            "num_classes": len(info.class_cdf),
-            "max_n": settings.max_n,
-            "max_steps": settings.max_steps,
+            **facts,
             "batching": settings.batching,
             "max_batch": batcher.max_batch,
             "max_delay_ms": settings.max_delay_ms,

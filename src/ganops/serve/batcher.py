@@ -1,7 +1,8 @@
 """Dynamic micro-batching: concurrent requests are gathered for a few ms and run as one ONNX batch.
 
-Each request brings ``n`` latent rows. The worker takes the oldest request, waits up to
-``max_delay_ms`` for more (less if ``max_batch`` rows arrive sooner), concatenates them, runs
+Each request brings ``n`` rows: latents, or images of one size. The worker takes the oldest request,
+waits up to ``max_delay_ms`` for more (less if ``max_batch`` rows arrive sooner), concatenates those
+whose rows have the oldest one's shape (images of another size wait for a later run), runs
 the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop keeps
 accepting requests meanwhile) and hands each request its slice back. With ``enabled=False``
 every request runs alone, one at a time: the baseline the load test compares against.
@@ -31,7 +32,7 @@ class Overloaded(Exception):
 
 @dataclass
 class _Job:
-    latents: np.ndarray
+    inputs: np.ndarray
     future: asyncio.Future
     arrived: float = field(default_factory=time.perf_counter)
 
@@ -70,12 +71,12 @@ class MicroBatcher:
                 job.future.set_exception(Overloaded("server is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def submit(self, latents: np.ndarray) -> np.ndarray:
-        if self._pending_rows + len(latents) > self.max_pending_rows:
+    async def submit(self, inputs: np.ndarray) -> np.ndarray:
+        if self._pending_rows + len(inputs) > self.max_pending_rows:
             raise Overloaded(f"{self._pending_rows} rows are already queued (limit {self.max_pending_rows})")
-        job = _Job(latents, asyncio.get_running_loop().create_future())
+        job = _Job(inputs, asyncio.get_running_loop().create_future())
         self._pending.append(job)
-        self._pending_rows += len(latents)
+        self._pending_rows += len(inputs)
         self._arrived.set()
         if self._pending_rows >= self.max_batch:
             self._full.set()
@@ -91,7 +92,7 @@ class MicroBatcher:
             self._pending.remove(job)
         except ValueError:
             return  # the worker has taken it already; the result is dropped
-        self._pending_rows -= len(job.latents)
+        self._pending_rows -= len(job.inputs)
         if self._pending_rows < self.max_batch:
             self._full.clear()
 
@@ -102,11 +103,17 @@ class MicroBatcher:
     def _take(self) -> list[_Job]:
         """The oldest jobs that fit in max_batch rows (always at least one)."""
         jobs = [self._pending.popleft()]
-        rows = len(jobs[0].latents)
-        while self.enabled and self._pending and rows + len(self._pending[0].latents) <= self.max_batch:
+        rows = len(jobs[0].inputs)
+        shape = jobs[0].inputs.shape[1:]
+        later = collections.deque()  # rows of another shape cannot share this run
+        while self.enabled and self._pending and rows + len(self._pending[0].inputs) <= self.max_batch:
             job = self._pending.popleft()
+            if job.inputs.shape[1:] != shape:
+                later.append(job)
+                continue
             jobs.append(job)
-            rows += len(job.latents)
+            rows += len(job.inputs)
+        self._pending.extendleft(reversed(later))
         self._pending_rows -= rows
         if self._pending_rows < self.max_batch:
             self._full.clear()
@@ -130,20 +137,20 @@ class MicroBatcher:
             jobs = [j for j in jobs if not j.future.done()]  # a client that gave up is skipped
             if not jobs:
                 continue
-            latents = np.concatenate([j.latents for j in jobs]) if len(jobs) > 1 else jobs[0].latents
+            inputs = np.concatenate([j.inputs for j in jobs]) if len(jobs) > 1 else jobs[0].inputs
             began = time.perf_counter()
             try:
-                images = await loop.run_in_executor(self._executor, self._run, latents)
+                images = await loop.run_in_executor(self._executor, self._run, inputs)
             except Exception as err:  # noqa: BLE001 - every waiting request gets the failure
-                log.exception("model run failed for a batch of %d rows", len(latents))
+                log.exception("model run failed for a batch of %d rows", len(inputs))
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(err)
                 continue
-            self._observe(len(latents), len(jobs), time.perf_counter() - began)
+            self._observe(len(inputs), len(jobs), time.perf_counter() - began)
             start = 0
             for job in jobs:
-                stop = start + len(job.latents)
+                stop = start + len(job.inputs)
                 if not job.future.done():
                     job.future.set_result(images[start:stop])
                 start = stop

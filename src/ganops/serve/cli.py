@@ -1,4 +1,5 @@
-"""``ganops serve`` and ``ganops sample``. Heavy imports stay inside the commands (``--help`` is fast)."""
+"""``ganops serve``, ``ganops sample`` and ``ganops restore``. Heavy imports stay inside the commands
+(``--help`` is fast)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ganops.clitools import user_errors
+from ganops.serve.contract import RestoreLimits
 
 ProviderOption = typer.Option(
     "auto", "--provider", help="auto (TensorRT > CUDA > CPU), tensorrt, cuda or cpu"
@@ -16,11 +18,26 @@ TrackingOption = typer.Option(
     "--tracking-uri",
     help="MLflow tracking URI for models:/ (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
 )
+# Restoration limits: the server and `ganops restore` take the same ones (serve/restore.py).
+MaxPixelsOption = typer.Option(
+    RestoreLimits.max_pixels, "--max-pixels", min=1, help="restoration: most pixels of an input image"
+)
+TileSizeOption = typer.Option(
+    RestoreLimits.tile_size, "--tile-size", min=1, help="superres: inputs with a side over this are tiled"
+)
+TileOverlapOption = typer.Option(
+    RestoreLimits.tile_overlap,
+    "--tile-overlap",
+    min=0,
+    help="superres: input pixels neighbouring tiles blend",
+)
 
 
 def serve(
     model: str = typer.Argument(
-        ..., help="an exported .onnx file or models:/NAME@ALIAS (e.g. models:/ganops-generator@champion)"
+        ...,
+        help="an exported .onnx file or models:/NAME@ALIAS (e.g. models:/ganops-generator@champion, "
+        "models:/ganops-inpaint@champion)",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind; 0.0.0.0 in a container"),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
@@ -50,8 +67,15 @@ def serve(
     graceful_s: int = typer.Option(
         20, "--graceful-timeout", min=0, help="seconds in-flight requests get to finish on SIGTERM"
     ),
+    max_pixels: int = MaxPixelsOption,
+    tile_size: int = TileSizeOption,
+    tile_overlap: int = TileOverlapOption,
+    max_upload_mb: float = typer.Option(
+        32.0, "--max-upload-mb", min=0.001, help="restoration: largest request body (MiB)"
+    ),
 ) -> None:
-    """Serve the generator over HTTP: /v1/generate, /v1/interpolate, /healthz, /readyz, /metrics, demo at /."""
+    """Serve the generator over HTTP: /v1/generate and /v1/interpolate for a sampler, /v1/inpaint,
+    /v1/upscale or /v1/colorize for a restoration model; /healthz, /readyz, /metrics, demo at /."""
     import uvicorn
 
     from ganops.serve.app import ServeSettings, create_app
@@ -59,6 +83,7 @@ def serve(
     from ganops.serve.source import resolve
 
     with user_errors():
+        limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
         session = GeneratorSession(resolve(model, tracking_uri), provider, threads or None)
     settings = ServeSettings(
         max_n=max_n,
@@ -68,6 +93,8 @@ def serve(
         batching=batching,
         request_timeout_s=request_timeout_s,
         drain_file=drain_file,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        restore=limits,
     )
     uvicorn.run(
         create_app(session, settings),
@@ -106,6 +133,10 @@ def sample(
             raise ServeError(f"--out {out}: must end in .png (grid) or .npy (array)")
         session = GeneratorSession(resolve(model, tracking_uri), provider)
         info = session.info
+        if info.task != "generate":
+            raise ServeError(
+                f"{model}: a {info.task} model samples nothing; use `ganops restore MODEL IMAGE`"
+            )
         latents = seed_latents(seed, n, info.latent_dim)
         if label is not None:
             if not info.class_cdf:
@@ -118,3 +149,29 @@ def sample(
     with atomic_path(out) as tmp:
         tmp.write_bytes(images.png_grid(result) if out.suffix == ".png" else images.npy_bytes(result))
     typer.echo(f"wrote {out}: {n} images for seed {seed} ({session.provider})")
+
+
+def restore(
+    model: str = typer.Argument(
+        ..., help="an exported restoration .onnx file or models:/ganops-<task>@ALIAS"
+    ),
+    source: Path = typer.Argument(..., help="a PNG or JPEG file, or a folder of them", exists=True),
+    mask: Path | None = typer.Option(
+        None, "--mask", help="inpaint: the mask file (non-zero = hole), or a folder with a mask of each name"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="the PNG to write (a folder for a folder); default NAME-TASK.png beside it"
+    ),
+    provider: str = ProviderOption,
+    tracking_uri: str | None = TrackingOption,
+    max_pixels: int = MaxPixelsOption,
+    tile_size: int = TileSizeOption,
+    tile_overlap: int = TileOverlapOption,
+) -> None:
+    """Restore an image or a folder of images, byte for byte as the server's route answers them."""
+    from ganops.serve.restore_files import restore_paths
+
+    with user_errors():
+        limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
+        written = restore_paths(model, source, mask, out, limits, provider, tracking_uri)
+    typer.echo(f"wrote {written}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ganops.errors import ServeError
+from ganops.serve.contract import RestorationInfo, restoration_info
 from ganops.serve.source import VerifiedModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class ModelInfo:
     image_shape: tuple[int, int, int]  # (C, H, W)
     class_cdf: tuple[float, ...]  # cumulative class prior of a conditional model; () if unconditional
     input_dtype: str  # "float32", or "float16" for a model exported without keep_io_types
+    task: str = "generate"
 
 
 def cpu_threads() -> int:
@@ -107,10 +109,12 @@ def _why(requested: str, tried: list[str], got: str, available: list[str], gpu: 
 
 
 class GeneratorSession:
-    """Runs ``latents (n, latent_dim) -> images (n, C, H, W)``; one call at a time (the batcher serializes)."""
+    """Runs the generator's one input -> ``images (n, C, H, W)``; one call at a time (the batcher
+    serializes). A sampler takes latents (n, latent_dim), a restoration model an image batch; ``info``
+    says which (``info.task``)."""
 
     # Class-conditional models take their class from z[:, 0] (see latents.with_class), so every
-    # ganops graph has the single input ``z``.
+    # ganops sampler has the single input ``z``.
 
     def __init__(
         self,
@@ -177,10 +181,14 @@ class GeneratorSession:
         return binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
 
 
-def _model_info(session, origin: str) -> ModelInfo:
+def _model_info(session, origin: str) -> ModelInfo | RestorationInfo:
     meta = session.get_modelmeta().custom_metadata_map
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
+    if meta.get("ganops.task", "generate") != "generate":
+        first = inputs.get(meta.get("ganops.input", ""))
+        dtype = "float16" if first is not None and first.type == "tensor(float16)" else "float32"
+        return restoration_info(meta, dtype, origin)
     try:
         input_name = meta.get("ganops.input", next(iter(inputs)))
         output_name = meta.get("ganops.output", next(iter(outputs)))

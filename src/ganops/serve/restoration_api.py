@@ -1,0 +1,100 @@
+"""The one route of a restoration model: POST /v1/inpaint, /v1/upscale or /v1/colorize, by its task.
+
+The upload (uploads.py) is decoded, padded and cut into batches in a worker thread (restore.prepare),
+the batches are queued on the micro-batcher like a sampler's latents (requests of the same padded
+size share a model run), and the PNG is assembled in a worker thread again: the event loop only
+waits, so /healthz and /readyz answer while large images are processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from ganops.serve import restore
+from ganops.serve.batcher import MicroBatcher
+from ganops.serve.contract import RestorationInfo, RestoreLimits
+from ganops.serve.schemas import Problem
+from ganops.serve.session import GeneratorSession
+from ganops.serve.uploads import read_upload, request_body
+
+ROUTES = {"inpaint": "/v1/inpaint", "superres": "/v1/upscale", "colorize": "/v1/colorize"}
+SUMMARIES = {
+    "inpaint": "Fill the holes of `image` marked by `mask` (non-zero pixels); the rest is kept.",
+    "superres": "Upscale `image` by the model's scale (large images are tiled with overlap and blended).",
+    "colorize": "Colour `image`; a colour upload is reduced to its luminance first, which the output keeps.",
+}
+FIELDS = {"inpaint": ("image", "mask"), "superres": ("image",), "colorize": ("image",)}
+
+# Awaits the batches' outputs within the request's deadline (app.py: 503, 504 or a client gone).
+Queue = Callable[[Request, Awaitable[list[np.ndarray]]], Awaitable[list[np.ndarray]]]
+
+
+def warm_up_input(info: RestorationInfo) -> np.ndarray:
+    """One image of the trained size, for the run that precedes readiness."""
+    side = info.trained_input_side
+    return np.zeros((1, info.input_channels, side, side), np.float32)
+
+
+def ready_facts(info: RestorationInfo, limits: RestoreLimits) -> dict:
+    return {
+        "task": info.task,
+        "route": ROUTES[info.task],
+        "input_channels": info.input_channels,
+        "output_channels": info.output_channels,
+        "size_multiple": info.size_multiple,
+        "scale": info.scale,
+        "max_pixels": limits.max_pixels,
+        "tile_size": limits.tile_size if info.task in restore.TILED_TASKS else None,
+        "tile_overlap": limits.tile_overlap if info.task in restore.TILED_TASKS else None,
+    }
+
+
+def add_restoration_route(
+    app: FastAPI,
+    session: GeneratorSession,
+    batcher: MicroBatcher,
+    limits: RestoreLimits,
+    queued: Queue,
+) -> None:
+    info: RestorationInfo = session.info
+    fields = FIELDS[info.task]
+    headers = {"X-Model-Sha256": session.sha256, "X-Provider": session.provider}
+
+    async def run_all(batches: list[np.ndarray]) -> list[np.ndarray]:
+        return [await batcher.submit(batch) for batch in batches]
+
+    async def restoration(http: Request) -> Response:
+        files = await read_upload(http, fields)
+        plan = await asyncio.to_thread(restore.prepare, info, limits, files["image"], files.get("mask"))
+        outputs = await queued(http, run_all(plan.batches))
+        png = await asyncio.to_thread(restore.finish, plan, outputs)
+        return Response(png, media_type="image/png", headers=headers)
+
+    app.add_api_route(
+        ROUTES[info.task],
+        restoration,
+        methods=["POST"],
+        summary=SUMMARIES[info.task],
+        description=(
+            f"Send {' and '.join(fields)} as multipart/form-data files, or as base64 strings in JSON. "
+            f"Any height and width up to {limits.max_pixels:,} pixels; the answer is a PNG "
+            f"({info.output_channels} channel(s), {info.scale}x the input's size)."
+        ),
+        response_class=Response,
+        openapi_extra={"requestBody": request_body(fields)},
+        responses={
+            200: {
+                "description": "the restored image",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            413: {"model": Problem, "description": "body too large"},
+            415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
+            422: {"model": Problem, "description": "bad upload; `error` names the field"},
+            503: {"model": Problem, "description": "overloaded; retry"},
+        },
+    )
