@@ -7,7 +7,7 @@ prepare and the evaluator as a user's would, and registers a version. An experim
 optional `-S` overrides, written `superres` or `colorize:data.source=imagefolder,data.root=DIR`.
 Prints one table: per experiment the wall time of its `dvc exp run` (evalset, train, evaluate,
 export, register), the primary metric, and PSNR-Y, SSIM-Y, fid_domain (inpaint: PSNR in the hole;
-colorize: colour_js) of the GAN beside the baseline's (docs/restoration.md), all from the same run.
+colorize: colourfulness, chroma error) of the GAN beside the baseline's (docs/restoration.md), all from the same run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-ROWS = ("psnr_y", "ssim_y", "psnr_hole", "fid_domain", "colour_js")
+ROWS = ("psnr_y", "ssim_y", "psnr_hole", "fid_domain", "colourfulness", "chroma_error", "colour_js")
 
 
 def run_experiment(workspace: Path, spec: str, temp: bool) -> dict:
@@ -75,8 +75,8 @@ def table(results: list[dict]) -> str:
                 f"| {first[0]} | {first[1]} | {label} | {m[name]:.4g} | {base[name]:.4g} ({base['method']}) | {registered} |"
             )
             first = ["", ""]
-        if "colour_js_real" in m:
-            lines.append(f"| | | colour_js of other real images (floor) | {m['colour_js_real']:.4g} | | |")
+        if "colourfulness_real" in m:
+            lines.append(f"| | | colourfulness of the real images | {m['colourfulness_real']:.4g} | | |")
     return "\n".join(lines)
 
 

@@ -308,7 +308,8 @@ def test_flat_folder_of_rgba_icons_runs_the_dag_to_a_registered_version(tmp_path
     assert output.returncode == 0, output.stderr[-2000:]
     assert ran(output.stdout) == ["validate", "evalset", "train", "evaluate", "export", "register"]
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert metrics["baseline"]["method"] == "grey" and metrics["colour_js"] < metrics["baseline"]["colour_js"]
+    assert metrics["baseline"]["method"] == "grey" and metrics["baseline"]["colourfulness"] == 0
+    assert 0 < metrics["colourfulness"] and metrics["colourfulness_real"] > 0  # grey < GAN, grey < real
     registry = json.loads((root / "reports/registry.json").read_text())
     assert registry["model_name"] == "ganops-colorize" and registry["version"] == "1"
 

@@ -155,3 +155,18 @@ def test_grey_colorize_repeats_the_luma_to_equal_channels():
     assert colour.shape == (2, 3, 8, 8)
     assert torch.equal(colour[:, 0], colour[:, 1]) and torch.equal(colour[:, 1], colour[:, 2])
     assert torch.equal(colour[:, :1], luma)
+
+
+def test_colourfulness_is_zero_for_grey_and_grows_with_saturation():
+    from ganops.metrics.restoration import chroma_error, colourfulness
+
+    generator = torch.Generator().manual_seed(3)
+    real = torch.rand(8, 3, 16, 16, generator=generator) * 2 - 1
+    grey = real.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    half = (real + grey) / 2
+    assert torch.allclose(colourfulness(grey), torch.zeros(8), atol=1e-4)
+    assert (colourfulness(grey) < colourfulness(half)).all() and (
+        colourfulness(half) < colourfulness(real)
+    ).all()
+    assert (chroma_error(real, real) == 0).all()
+    assert (chroma_error(half, real) < chroma_error(grey, real)).all()

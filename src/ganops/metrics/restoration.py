@@ -204,6 +204,25 @@ def _kl_bits(p: Tensor, m: Tensor) -> Tensor:
     return (p[used] * torch.log2(p[used] / m[used])).sum()
 
 
+def colourfulness(x: Tensor) -> Tensor:
+    """Hasler and Suesstrunk's colourfulness per image (2003), RGB in [-1, 1] read as 0..255: 0 for a
+    grey image, about 15 for a dull photo and over 100 for a vivid one. It ranks colorizations by how
+    much colour they dare, whatever the scene: grey (0) < a timid model < the real photos."""
+    rgb = (x.float() + 1) * 127.5
+    rg = (rgb[:, 0] - rgb[:, 1]).flatten(1)
+    yb = (0.5 * (rgb[:, 0] + rgb[:, 1]) - rgb[:, 2]).flatten(1)
+    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    return spread + 0.3 * (rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2).sqrt()
+
+
+def chroma_error(output: Tensor, target: Tensor) -> Tensor:
+    """Per image, the mean absolute difference of (Cb, Cr) from the target, in 0..255 units: whether
+    the colours are the right ones where they are (grey scores the target's own chroma)."""
+    from ganops.colour import chroma
+
+    return (chroma(output.float()) - chroma(target.float())).abs().mean(dim=(1, 2, 3)) * 127.5
+
+
 def summarize(values: dict[str, Tensor]) -> dict[str, float]:
     """Mean of each per-image score, and ``<name>_ci95``: the 95% interval half-width, 1.96 std / sqrt(n).
 

@@ -87,6 +87,9 @@ def score(
             kid_subset_size=min(p.kid_subset_size, count, len(test.images)),
             bootstrap=p.bootstrap,
         )
+        if task.name == "colorize":  # measures that see colour, per image
+            per_image[method]["colourfulness"] = rm.colourfulness(restored)
+            per_image[method]["chroma_error"] = rm.chroma_error(restored, targets)
         named = {f"{k}_y" if k in ("psnr", "ssim") else k: v for k, v in per_image[method].items()}
         scores[method] = {
             **rm.summarize(named),
@@ -122,10 +125,15 @@ def score(
         report["by_coverage"] = _by_coverage(per_image, mask)
         report["conventions"]["psnr_hole"] = "PSNR over the hole's pixels only (mask 1 = hole)"
     if task.name == "colorize":
+        report["colourfulness_real"] = rm.summarize({"c": rm.colourfulness(targets)})["c"]
         report["colour_js_real"] = _real_colour_floor(test.images, count)
-        report["conventions"]["colour_js"] = (
-            "Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the real images; "
-            "colour_js_real: other real test images against the same ones (what a perfect colorizer gets)"
+        report["conventions"].update(
+            colourfulness="Hasler-Suesstrunk colourfulness of each output, 0..255 units (grey 0); "
+            "colourfulness_real: of the real images (what a perfect colorizer gets)",
+            chroma_error="mean |(Cb, Cr) - the real image's| per output, 0..255 units (a perfect colorizer: 0)",
+            colour_js="Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the real "
+            "images; colour_js_real: other real test images against the same ones (depends on how alike "
+            "the scenes are: few photos make it large)",
         )
     shown = dict.fromkeys([metric, "psnr_y", "fid_domain"])  # the primary first, each once
     log.info(
