@@ -33,8 +33,9 @@ from ganops.models import build_discriminator, build_generator
 from ganops.runtime import pick_device
 from ganops.stages import Layout
 from ganops.stages.prepare import run as prepare
+from ganops.tasks import build_task
 from ganops.training import fast
-from ganops.training.loop import TrainPaths, _arch_spec, train
+from ganops.training.loop import TrainPaths, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,8 +173,10 @@ def main() -> None:
     from ganops.data.prepared import load_split
 
     split = load_split(Layout(workdir).prepared, "train")
-    spec = _arch_spec(base, split)
     device = pick_device(args.device)
+    spec = build_task(base, device, lambda batch: batch, torch.Generator()).arch_spec(
+        split.images, split.labels
+    )
 
     rows: list[tuple[str, Callable[[int], float]]] = [
         (

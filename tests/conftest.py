@@ -84,7 +84,7 @@ def tiny_params(data_root: Path, **overrides) -> dict:
             "kid_subset_size": 64,
         },
         "export": {"parity_samples": 8},
-        "register": {"experiment": "ganops-test"},
+        "register": {"experiment": "ganops-test", "model_name": "ganops-generator"},  # export reads the name
         "cpu": {"kernels": "avx2", "threads": 2},  # dvc.yaml lists the section: it must be in the file
         "task": "generate",  # dvc.yaml lists these too
         "restore": {"depth": 2, "patch_depth": 2, "eval_images": 64},  # 16x16 images

@@ -159,7 +159,8 @@ def test_markdown_artifact_has_metrics_and_decision(prefect_api, flow_module, pr
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ganops-pipeline"]))
         )
-    assert "| psnr_y, bicubic baseline |" in artifacts[-1].data
+    newest = max(artifacts, key=lambda artifact: artifact.created)  # the list is not in creation order
+    assert "| psnr_y, bicubic baseline |" in newest.data
 
 
 def test_deployment_runs_on_the_schedule_from_params(flow_module, project):

@@ -112,7 +112,7 @@ def test_restoration_tasks_reuse_prepare_and_the_evaluator_and_register_their_ow
         assert math.isfinite(metrics[primary]) and math.isfinite(metrics["baseline"][primary])
         version = client.get_model_version_by_alias(f"ganops-{task}", "champion")
         assert version.tags["contract.task"] == task and version.tags["primary_metric"] == primary
-    assert client.get_model_version_by_alias("ganops-generator", "champion").version == "1"  # untouched
+    assert str(client.get_model_version_by_alias("ganops-generator", "champion").version) == "1"  # untouched
     assert sh(["git", "status", "--porcelain"], root, env) == ""  # the workspace is as it was
 
 

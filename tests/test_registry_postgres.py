@@ -170,7 +170,7 @@ def test_two_pipelines_registering_at_once_take_turns_at_the_gate(server, tmp_pa
     assert first["promoted"] and first["reason"] == "no champion yet"
     # The second decision saw the first: no lost update, no second "no champion yet".
     assert second["champion_before"]["version"] == first["version"]
-    assert second["promoted"] == (second["challenger"]["fid_domain"] < first["challenger"]["fid_domain"])
+    assert second["promoted"] == (second["challenger"]["score"] < first["challenger"]["score"])
 
     holders = [v["version"] for v in versions if "champion" in v["aliases"]]
     assert holders == [records["a"]["version"]]  # exactly one champion: the lower fid_domain

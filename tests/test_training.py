@@ -149,10 +149,13 @@ def test_the_budget_is_images_seen_so_a_small_set_trains_as_many_steps():
     from ganops.training.loop import _grid_every, _total_steps
 
     budget = parse_params({"train": {"images": 120_000, "batch_size": 16}}).train
-    assert _total_steps(budget, per_epoch=60_000 // 16, n_images=60_000) == 7_500
-    assert _total_steps(budget, per_epoch=1_715 // 16, n_images=1_715) == 7_500  # 70 passes of icons
+    images = (budget.images, "train.images")
+    assert _total_steps(budget, per_epoch=60_000 // 16, n_images=60_000, budget=images) == 7_500
+    assert (
+        _total_steps(budget, per_epoch=1_715 // 16, n_images=1_715, budget=images) == 7_500
+    )  # 70 passes of icons
     by_epochs = parse_params({"train": {"epochs": 2, "batch_size": 16}}).train  # epochs wins
-    assert _total_steps(by_epochs, per_epoch=100, n_images=1_600) == 200
+    assert _total_steps(by_epochs, per_epoch=100, n_images=1_600, budget=(None, "train.images")) == 200
     # One sample grid per epoch while they are few; at most about 20 for a small set's many epochs.
     assert _grid_every(batches=2 * 3_750, per_epoch=3_750) == 1
     assert _grid_every(batches=7_500, per_epoch=107) == 4
