@@ -15,6 +15,7 @@ from ganops.models import ArchSpec, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.stages import Layout
 from ganops.stages.export import run as export
+from serve_helpers import restoration_spec
 
 TOLERANCE = 1e-3  # export.parity_tolerance's default
 # task -> (image channels, scale, input name, input channels, input size multiple)
@@ -26,19 +27,7 @@ TASKS = {
 
 
 def tiny_spec(task: str) -> ArchSpec:
-    channels, scale, *_ = TASKS[task]
-    return ArchSpec(
-        arch="unet",
-        latent_dim=0,
-        image_size=16,
-        channels=channels,
-        g_width=4,
-        d_width=4,
-        task=task,
-        scale=scale,
-        depth=2,
-        patch_depth=2,
-    )
+    return restoration_spec(task, channels=TASKS[task][0])  # the serving tests' tiny U-Net
 
 
 def random_inputs(task: str, n: int, height: int, width: int, seed: int = 1) -> torch.Tensor:

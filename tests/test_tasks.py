@@ -15,6 +15,7 @@ from ganops.runtime import Stream, stream
 from ganops.stages import Layout
 from ganops.stages.evalset import run as make_evalset
 from ganops.stages.prepare import run as prepare
+from ganops.stages.train import train_paths
 from ganops.tasks import build_task, degrade
 from ganops.training.loop import TrainPaths, train
 
@@ -46,14 +47,7 @@ def projects(tiny_idx, tiny_colour_folder, tmp_path_factory):
 
 
 def run_training(data, layout: Layout, task: str, **overrides):
-    paths = TrainPaths(
-        prepared=layout.prepared,
-        generator=layout.generator,
-        checkpoints=layout.checkpoints,
-        samples=layout.samples,
-        history=layout.train_history,
-    )
-    return train(params_for(data, task, **overrides), paths)
+    return train(params_for(data, task, **overrides), train_paths(layout))  # the train stage's own paths
 
 
 def test_masks_are_binary_cover_their_range_and_replay_from_their_stream():
