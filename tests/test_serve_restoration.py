@@ -408,7 +408,9 @@ def test_a_registered_restoration_champion_is_served_with_its_route(models, tmp_
     )  # an earlier test may have set one
     monkeypatch.chdir(tmp_path)
     onnx_path = models["inpaint"]
-    with mlflow.start_run():
+    client = MlflowClient()
+    # An explicit experiment: an earlier test may have left another database's experiment active.
+    with mlflow.start_run(experiment_id=client.create_experiment("serve-restoration")):
         mlflow.onnx.log_model(
             onnx.load_model(str(onnx_path)),
             name="generator",
@@ -416,7 +418,6 @@ def test_a_registered_restoration_champion_is_served_with_its_route(models, tmp_
             save_as_external_data=False,
             pip_requirements=["onnxruntime"],
         )
-    client = MlflowClient()
     sha256 = json.loads(onnx_path.with_name(onnx_path.name + ".json").read_text())["sha256"]
     client.set_model_version_tag("ganops-inpaint", "1", "onnx_sha256", sha256)
     client.set_registered_model_alias("ganops-inpaint", "champion", "1")
