@@ -172,3 +172,42 @@ def test_evaluate_scores_the_gan_beside_its_baseline(tiny_idx, projects, task):
         )  # grey has no colour, the real images have
     G, spec = load_generator(layout.generator)
     assert spec.task == task
+
+
+def test_feature_matching_trains_through_the_frozen_evaluator_and_joins_the_fingerprint(
+    tiny_idx, projects, tmp_path
+):
+    """restore.feature_weight > 0: a "features" term through the domain evaluator (its weights fixed,
+    G's gradient through it), the evaluator's bytes in the run's fingerprint; missing, the fix."""
+    from ganops.files import sha256_file
+    from ganops.stages.evaluator import run as train_evaluator
+
+    layout = projects["superres"]
+    matched = params_for(tiny_idx, "superres", **{"train.max_steps": 4, "restore.feature_weight": 1.0})
+    train_evaluator(matched, layout)
+    task = build_task(
+        matched, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE), layout.evaluator
+    )
+    assert task.shaping == {"evaluator_sha256": sha256_file(layout.evaluator)}
+    fake = torch.zeros(2, 1, 16, 16, requires_grad=True)
+    terms = task.g_terms(fake, torch.rand(2, 1, 16, 16) * 2 - 1)
+    terms["features"].backward()
+    assert set(terms) == {"l1", "features"} and fake.grad.abs().sum() > 0
+
+    runs = {}
+    for name, params in (
+        ("matched", matched),
+        ("plain", params_for(tiny_idx, "superres", **{"train.max_steps": 4})),
+    ):
+        run = Layout(tmp_path / name)
+        paths = TrainPaths(prepared=layout.prepared, evaluator=layout.evaluator, generator=run.generator,
+                           checkpoints=run.checkpoints, samples=run.samples, history=run.train_history)  # fmt: skip
+        runs[name] = (train(params, paths), torch.load(run.generator, weights_only=True)["state_dict"])
+    (matched_run, a), (plain_run, b) = runs["matched"], runs["plain"]
+    assert matched_run.fingerprint != plain_run.fingerprint
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the term changed what G learned
+
+    with pytest.raises(ConfigError, match=r"restore.feature_weight: .*`dvc repro evaluator`"):
+        build_task(
+            matched, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE), tmp_path / "none.pt"
+        )

@@ -315,6 +315,9 @@ class RestoreParams(Section):
     # wins when set): L1 to the original teaches fast, and a U-Net step costs several DCGAN steps.
     images: int | None = Field(40_000, ge=1)
     l1_weight: float = Field(100.0, ge=0)  # weight of |G(x) - y|_1 beside the adversarial loss (pix2pix: 100)
+    # Feature matching: weight of |f(G(x)) - f(y)|_1, f the domain evaluator's features (models/evaluator.pt,
+    # trained here on the same data: nothing downloaded); 0 = off.
+    feature_weight: float = Field(0.0, ge=0)
     depth: int = Field(3, ge=2, le=6)  # U-Net levels: inputs are padded to a multiple of 2**depth
     patch_depth: int = Field(
         3, ge=1, le=5

@@ -10,11 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ganops import catalog
 from ganops.plugins import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ganops.config import Params
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,24 @@ class MetricContext:
     inception_builder: Callable | None = None
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, params: Params, real, fake, labels: np.ndarray | None, num_classes: int, **extra
+    ) -> MetricContext:
+        """The context that ``params.evaluate`` describes, for ``fake`` against ``real`` (both features);
+        ``extra`` sets the other fields or overrides one."""
+        p = params.evaluate
+        fields = {
+            "real_labels": None if labels is None else torch.from_numpy(labels),
+            "seed": params.seed,
+            "kid_subsets": p.kid_subsets,
+            "kid_subset_size": p.kid_subset_size,
+            "prdc_samples": p.prdc_samples,
+            "prdc_k": p.prdc_k,
+            "bootstrap": p.bootstrap,
+        }
+        return cls(real=real, fake=fake, num_classes=num_classes, **{**fields, **extra})
 
 
 MetricFn = Callable[[MetricContext], dict[str, float]]

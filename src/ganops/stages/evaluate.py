@@ -103,18 +103,8 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
     fake = extract(net, generate(p.num_samples), device)
 
     def context(candidate, **extra) -> MetricContext:
-        return MetricContext(
-            real=reference,
-            fake=candidate,
-            real_labels=None if test.labels is None else torch.from_numpy(test.labels),
-            num_classes=net.classifier.num_classes,
-            seed=params.seed,
-            kid_subsets=p.kid_subsets,
-            kid_subset_size=p.kid_subset_size,
-            prdc_samples=p.prdc_samples,
-            prdc_k=p.prdc_k,
-            bootstrap=p.bootstrap,
-            **extra,
+        return MetricContext.of(
+            params, reference, candidate, test.labels, net.classifier.num_classes, **extra
         )
 
     n_inception = min(p.inception_samples, p.num_samples, len(test.images))

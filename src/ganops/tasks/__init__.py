@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -38,8 +39,9 @@ class Pair:
 
 class Task(Protocol):
     name: str
-    # The registered model's name; None: register.model_name (the sampling generator's).
-    model_name: str | None
+    # What shapes the weights beyond the params, the data and the code (a file's sha256, by name):
+    # part of the run's fingerprint, so a resumed run never mixes two of them.
+    shaping: dict[str, str]
 
     def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec: ...
 
@@ -64,13 +66,21 @@ class Task(Protocol):
         ...
 
 
-TaskBuilder = Callable[[Params, torch.device, Callable, torch.Generator], Task]
+TaskBuilder = Callable[[Params, torch.device, Callable, torch.Generator, Path | None], Task]
 TASKS: Registry[TaskBuilder] = Registry(catalog.TASKS)
 
 
-def build_task(params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> Task:
-    """The run's task: ``share`` takes a rank's rows of a global batch; ``noise`` is the checkpointed stream."""
-    return TASKS.get(params.task)(params, device, share, noise)
+def build_task(
+    params: Params,
+    device: torch.device,
+    share: Callable,
+    noise: torch.Generator,
+    evaluator: Path | None = None,
+) -> Task:
+    """The run's task: ``share`` takes a rank's rows of a global batch; ``noise`` is the checkpointed
+    stream; ``evaluator``: models/evaluator.pt when the task is built to train (restoration's feature
+    matching reads it), None when it only degrades or scores."""
+    return TASKS.get(params.task)(params, device, share, noise, evaluator)
 
 
 # Registration happens on import of the modules below.

@@ -19,9 +19,11 @@ from ganops.tasks import TASKS, Pair
 @TASKS.register("generate")
 class Generate:
     name = "generate"
-    model_name = None  # register.model_name
+    shaping: dict[str, str] = {}
 
-    def __init__(self, params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> None:
+    def __init__(
+        self, params: Params, device: torch.device, share: Callable, noise: torch.Generator, evaluator=None
+    ) -> None:
         self.params, self.device, self.share, self.noise = params, device, share, noise
         self.latent_dim = params.model.latent_dim
         z = torch.randn(params.train.grid_size, self.latent_dim, generator=stream(params.seed, Stream.GRID_Z))

@@ -2,13 +2,16 @@
 
 Each batch's degradation is drawn from (seed, Stream.DEGRADE, batch), so a resumed run degrades
 exactly as an uninterrupted one. G's loss is the adversarial term plus ``restore.l1_weight`` x L1
-to the original; D (a PatchGAN) sees an image beside G's input. A task differs only in how it
-degrades (``degrade``) and how its input looks in a grid (``preview``).
+to the original, plus, when ``restore.feature_weight`` > 0, feature matching: L1 between the domain
+evaluator's features (models/evaluator.pt, trained here on the same data: no downloaded weights) of
+G's output and of the original. D (a PatchGAN) sees an image beside G's input. A task differs only
+in how it degrades (``degrade``) and how its input looks in a grid (``preview``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +19,8 @@ import torch.nn.functional as F
 
 from ganops.config import Params, TrainParams
 from ganops.data.prepared import to_unit_range
-from ganops.errors import DataError
+from ganops.errors import ConfigError, DataError
+from ganops.files import sha256_file
 from ganops.models import ArchSpec
 from ganops.runtime import Stream, stream
 from ganops.tasks import TASKS, Pair, baselines
@@ -31,9 +35,32 @@ class Restoration:
     baseline_name: str  # the classical method a user has without a GAN, scored beside it
     primary = ("fid_domain", False)  # the metric the registry gates on, and whether higher is better
 
-    def __init__(self, params: Params, device: torch.device, share: Callable, noise: torch.Generator) -> None:
+    def __init__(
+        self,
+        params: Params,
+        device: torch.device,
+        share: Callable,
+        noise: torch.Generator,
+        evaluator: Path | None = None,
+    ) -> None:
         self.params, self.device, self.share = params, device, share
-        self.model_name = f"ganops-{self.name}"
+        self.features, self.shaping = None, {}
+        if params.restore.feature_weight > 0 and evaluator is not None:  # built for training
+            self.features = self._frozen_features(evaluator, device)
+            self.shaping = {"evaluator_sha256": sha256_file(evaluator)}
+
+    @staticmethod
+    def _frozen_features(evaluator: Path, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+        from ganops.metrics.evaluator import load_evaluator
+
+        if not evaluator.is_file():
+            raise ConfigError(
+                f"restore.feature_weight: feature matching needs the domain evaluator, not found at "
+                f"{evaluator}; run the evaluator stage first (`dvc repro evaluator`) or set it to 0"
+            )
+        net = load_evaluator(evaluator, device)
+        net.requires_grad_(False)  # a fixed feature space: G's gradients pass through it, its weights stay
+        return net.features
 
     # What differs per task.
     def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +126,13 @@ class Restoration:
         return self.params.restore.images, "restore.images"
 
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"l1": self.params.restore.l1_weight * F.l1_loss(fake.float(), real.detach().float())}
+        fake, real = fake.float(), real.detach().float()
+        terms = {"l1": self.params.restore.l1_weight * F.l1_loss(fake, real)}
+        if self.features is not None:
+            with torch.no_grad():
+                target = self.features(real)
+            terms["features"] = self.params.restore.feature_weight * F.l1_loss(self.features(fake), target)
+        return terms
 
     def inputs_for(self, images: np.ndarray, which: Stream) -> list[torch.Tensor]:
         """G's inputs for uint8 ``images``, degraded in chunks of 500 from (seed, which, chunk)."""

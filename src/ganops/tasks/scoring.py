@@ -77,16 +77,10 @@ def score(
     for method, restored in outputs.items():
         per_image[method] = rm.psnr_ssim(restored, targets, border=border, mask=mask)
         features = extract(net, _batches(restored, p.batch_size), device)
-        ctx = MetricContext(
-            real=reference,
-            fake=features,
-            real_labels=None if test.labels is None else torch.from_numpy(test.labels),
-            num_classes=net.classifier.num_classes,
-            seed=params.seed,
-            kid_subsets=p.kid_subsets,
+        ctx = MetricContext.of(
+            params, reference, features, test.labels, net.classifier.num_classes,
             kid_subset_size=min(p.kid_subset_size, count, len(test.images)),
-            bootstrap=p.bootstrap,
-        )
+        )  # fmt: skip
         if task.name == "colorize":  # measures that see colour, per image
             per_image[method]["colourfulness"] = rm.colourfulness(restored)
             per_image[method]["chroma_error"] = rm.chroma_error(restored, targets)

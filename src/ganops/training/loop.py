@@ -1,7 +1,9 @@
-"""The GAN training loop.
+"""The GAN training loop, one for every task.
 
-The whole algorithm is visible in ``train``: take a batch, update D on real and fake
-(``n_critic`` times), update G, average G's weights, log, now and then measure. Everything
+The whole algorithm is visible in ``train``: take a batch, let the task (``ganops.tasks``: sample
+from noise, or restore a degraded image) make G's inputs and what D sees beside an image, update D on
+real and fake (``n_critic`` times), update G with the task's extra loss terms, average G's weights,
+log, now and then measure. The loop never asks which task it runs. Everything
 else (checkpoints, EMA, penalties, augmentation, live FID, grids, progress) sits behind small
 helpers. What the next step depends on is one ``TrainState`` (training.state), which a checkpoint
 saves and a resume restores. Randomness comes from the named streams of ``runtime.Stream`` so
@@ -82,9 +84,11 @@ class TrainResult:
     TIMING_FIELDS = ("resumed_from", "seconds", "images_per_second")
 
 
-def fingerprint(params: Params, data_sha256: str, total_steps: int) -> tuple[str, dict]:
+def fingerprint(
+    params: Params, data_sha256: str, total_steps: int, shaping: dict[str, str] | None = None
+) -> tuple[str, dict]:
     """What makes two training runs the same run: the settings that shape training, the data, the
-    code the train stage runs and the library versions. Epochs, step caps and logging are left
+    code the train stage runs, the library versions and any file the task reads (``shaping``). Epochs, step caps and logging are left
     out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run. A
     learning-rate schedule that decays over the run makes the length shape training too: then
     the run's total steps are part of it, and a longer run starts from step 0."""
@@ -104,6 +108,7 @@ def fingerprint(params: Params, data_sha256: str, total_steps: int) -> tuple[str
         "data_sha256": data_sha256,
         "code_sha256": codedeps.code_hash(codedeps.stage_closure("train")),
         "libraries": library_versions(),
+        **(shaping or {}),
     }
     if schedule.depends_on_length(params.train.lr_schedule):
         material["total_steps"] = total_steps
@@ -131,7 +136,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             f"{n_images} prepared training images; lower them"
         )
     noise = stream(params.seed, Stream.LATENT_NOISE)  # G's input noise (generate), checkpointed
-    task = build_task(params, device, world.share, noise)  # what G learns: its batches, loss terms, grids
+    task = build_task(
+        params, device, world.share, noise, paths.evaluator
+    )  # what G learns: batches, losses, grids
     spec = task.arch_spec(split.images, split.labels)
     images = torch.from_numpy(split.images).to(device)
     labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
@@ -149,7 +156,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     # Size the run and name it: the fingerprint names the folder of its checkpoints and grids.
     total = _total_steps(tp, batches.per_epoch, n_images, task.image_budget(tp))
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
-    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total)
+    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total, task.shaping)
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
 
