@@ -116,6 +116,41 @@ def test_multipart_and_json_uploads_give_the_same_png(servers, task):
 
 
 @pytest.mark.parametrize("task", list(ROUTES))
+def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(servers, task):
+    """What the demo page shows beside the GAN: bicubic, OpenCV Telea or grey, as evaluate scores them."""
+    base, session, _ = servers[task]
+    pixels = picture(24, 20)
+    files = upload(task, pixels)
+    response = httpx.post(
+        f"{base}{ROUTES[task]}/baseline", files={k: (f"{k}.png", v) for k, v in files.items()}
+    )
+    out = decoded(response)
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready["baseline_route"] == f"{ROUTES[task]}/baseline"
+    assert ready["baseline"] == {"inpaint": "OpenCV Telea", "superres": "bicubic", "colorize": "grey"}[task]
+    if task == "superres":  # Pillow's bicubic, within rounding of the evaluate stage's (torch, a = -0.75)
+        from ganops.tasks.baselines import bicubic_upscale
+
+        reference = bicubic_upscale(torch.from_numpy(restore.to_unit(pixels))[None], 2)
+        expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+        assert out.shape == (48, 40, 3) and np.abs(out - expected).mean() < 6
+    if task == "inpaint":  # Telea fills the hole and keeps every known pixel
+        from ganops.tasks.baselines import telea_inpaint
+
+        known = hole(24, 20) == 0
+        assert np.array_equal(out[known], pixels[known]) and not np.array_equal(out, pixels)
+        image = torch.from_numpy(restore.to_unit(pixels))[None]
+        mask = torch.from_numpy((~known).astype(np.float32))[None, None]
+        expected = ((telea_inpaint(image, mask)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+        assert np.array_equal(out, expected.astype(np.uint8))  # the evaluate stage's method, bit for bit
+    if task == "colorize":  # grey: no chroma, the upload's luminance
+        assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+        assert np.abs(out[..., 0] - luma(pixels)).max() <= 1
+    bad = httpx.post(f"{base}{ROUTES[task]}/baseline", files={"image": ("x.png", b"not an image")})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("image: not a PNG or JPEG")
+
+
+@pytest.mark.parametrize("task", list(ROUTES))
 @pytest.mark.parametrize("height,width", [(37, 20), (29, 1), (1, 7), (48, 48)])
 def test_any_size_up_to_the_pixel_limit_and_not_one_more(servers, task, height, width):
     base = servers[task][0]
@@ -221,7 +256,7 @@ def test_each_model_gets_only_its_route_and_the_docs_list_the_upload_fields(serv
     assert httpx.post(f"{base}/v1/upscale", json={}).status_code == 404
     assert httpx.post(f"{base}/v1/generate", json={"n": 1, "seed": 0}).status_code == 404
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
-    assert [p for p in paths if p.startswith("/v1/")] == ["/v1/inpaint"]
+    assert [p for p in paths if p.startswith("/v1/")] == ["/v1/inpaint", "/v1/inpaint/baseline"]
     body = paths["/v1/inpaint"]["post"]["requestBody"]["content"]
     form = body["multipart/form-data"]["schema"]
     assert form["required"] == ["image", "mask"] and form["properties"]["mask"]["format"] == "binary"
@@ -425,7 +460,10 @@ def test_a_registered_restoration_champion_is_served_with_its_route(models, tmp_
     model = resolve("models:/ganops-inpaint@champion")
     assert model.sha256 == sha256 and "ganops-inpaint v1" in model.detail
     app = create_app(GeneratorSession(model, "cpu", threads=1), SETTINGS)
-    assert [p for p in app.openapi()["paths"] if p.startswith("/v1/")] == ["/v1/inpaint"]
+    assert [p for p in app.openapi()["paths"] if p.startswith("/v1/")] == [
+        "/v1/inpaint",
+        "/v1/inpaint/baseline",
+    ]
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])

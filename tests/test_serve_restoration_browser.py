@@ -1,5 +1,5 @@
-"""The restoration demo page in real headless Chromium: upload, a mask drawn with the mouse, input and
-GAN output side by side, download, and the server's error shown on the page."""
+"""The restoration demo page in real headless Chromium: upload, a mask drawn with the mouse, input,
+classical baseline and GAN output side by side, download, and the server's error shown on the page."""
 
 import contextlib
 
@@ -22,7 +22,7 @@ SETTINGS = ServeSettings(restore=RestoreLimits(max_pixels=48 * 48, tile_size=16,
 def bases(tmp_path_factory):
     with contextlib.ExitStack() as stack:
         urls = {}
-        for task in ("inpaint", "superres"):
+        for task in ("inpaint", "superres", "colorize"):
             onnx = export_tiny_restoration(tmp_path_factory.mktemp(task), task).onnx
             session = GeneratorSession(resolve(str(onnx)), "cpu", threads=1)
             urls[task] = stack.enter_context(uvicorn_thread(create_app(session, SETTINGS)))
@@ -58,8 +58,9 @@ const read = (source, w, h) => {
   const g = c.getContext('2d'); g.drawImage(source, 0, 0); return Array.from(g.getImageData(0, 0, w, h).data);
 };
 const input = document.getElementById('input'), out = document.getElementById('output');
+const base = document.getElementById('baseline');
 return [read(input, input.width, input.height), read(document.getElementById('mask'), input.width, input.height),
-        read(out, out.naturalWidth, out.naturalHeight)];
+        read(out, out.naturalWidth, out.naturalHeight), read(base, base.naturalWidth, base.naturalHeight)];
 """
 
 
@@ -78,11 +79,15 @@ def test_inpaint_page_fills_the_hole_drawn_with_the_mouse(bases, browser, tmp_pa
     assert browser.find_element(By.ID, "status").text == ""
     browser.save_screenshot(str(tmp_path / "inpaint.png"))
 
-    rgba_in, rgba_mask, rgba_out = (np.array(a).reshape(32, 40, 4) for a in browser.execute_script(PIXELS))
+    rgba_in, rgba_mask, rgba_out, rgba_base = (
+        np.array(a).reshape(32, 40, 4) for a in browser.execute_script(PIXELS)
+    )
     holes = rgba_mask[..., 3] > 0
-    changed = np.any(rgba_out[..., :3] != rgba_in[..., :3], axis=-1)
     assert 20 < holes.sum() < 32 * 40 / 2, "the stroke did not reach the mask canvas"
-    assert changed.any() and not (changed & ~holes).any(), "only the drawn hole may change"
+    for shown in (rgba_out, rgba_base):  # the GAN and OpenCV's Telea, side by side
+        changed = np.any(shown[..., :3] != rgba_in[..., :3], axis=-1)
+        assert changed.any() and not (changed & ~holes).any(), "only the drawn hole may change"
+    assert browser.find_element(By.ID, "baseline-name").text == "OpenCV Telea (classical)"
 
     link = browser.find_element(By.ID, "download")
     assert (
@@ -110,3 +115,19 @@ def test_superres_page_shows_the_upscaled_image_and_the_servers_errors(bases, br
     assert browser.find_element(By.ID, "status").text.startswith(
         "image: 60x60 = 3,600 pixels is over the limit"
     )
+
+
+def test_colorize_page_shows_grey_beside_the_colour_it_made(bases, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, bases["colorize"], photo(tmp_path / "colour.png", 24, 36))
+    assert not browser.find_element(By.ID, "mask").is_displayed()
+    browser.find_element(By.ID, "run").click()
+    wait(browser, "return document.body.dataset.done === '1'")
+    rgba_in, _, rgba_out, rgba_base = (np.array(a).reshape(24, 36, 4) for a in browser.execute_script(PIXELS))
+    assert browser.find_element(By.ID, "baseline-name").text == "grey (classical)"
+    assert (rgba_base[..., 0] == rgba_base[..., 1]).all() and (rgba_base[..., 1] == rgba_base[..., 2]).all()
+    weights = np.array([0.299, 0.587, 0.114])
+    # The GAN's colours keep the upload's luminance, which is what the grey baseline shows.
+    assert np.abs(rgba_out[..., :3] @ weights - rgba_base[..., 0]).mean() < 2.0
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "colour-colorize.png"

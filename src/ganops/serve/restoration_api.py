@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from ganops.serve import restore
 from ganops.serve.batcher import MicroBatcher
@@ -51,6 +51,8 @@ def ready_facts(info: RestorationInfo, limits: RestoreLimits) -> dict:
         "max_pixels": limits.max_pixels,
         "tile_size": limits.tile_size if info.task in restore.TILED_TASKS else None,
         "tile_overlap": limits.tile_overlap if info.task in restore.TILED_TASKS else None,
+        "baseline": restore.BASELINES[info.task],
+        "baseline_route": f"{ROUTES[info.task]}/baseline",
     }
 
 
@@ -96,5 +98,39 @@ def add_restoration_route(
             415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
             422: {"model": Problem, "description": "bad upload; `error` names the field"},
             503: {"model": Problem, "description": "overloaded; retry"},
+        },
+    )
+
+    async def baseline(http: Request) -> Response:
+        files = await read_upload(http, fields)
+        try:
+            png = await asyncio.to_thread(
+                restore.baseline_bytes, info, limits, files["image"], files.get("mask")
+            )
+        except restore.BaselineUnavailable as err:
+            return JSONResponse({"error": str(err)}, status_code=501)
+        return Response(png, media_type="image/png", headers=headers)
+
+    name = restore.BASELINES[info.task]
+    app.add_api_route(
+        f"{ROUTES[info.task]}/baseline",
+        baseline,
+        methods=["POST"],
+        summary=f"The classical method ({name}) on the same upload, for comparison (no model).",
+        description=(
+            f"The same fields and limits as {ROUTES[info.task]}; the answer is what a user has without "
+            f"a GAN, as the evaluate stage scores it beside the model: {name}."
+        ),
+        response_class=Response,
+        openapi_extra={"requestBody": request_body(fields)},
+        responses={
+            200: {
+                "description": f"the image restored by {name}",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            413: {"model": Problem, "description": "body too large"},
+            415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
+            422: {"model": Problem, "description": "bad upload; `error` names the field"},
+            501: {"model": Problem, "description": "the method's library is not installed here"},
         },
     )

@@ -153,8 +153,11 @@ def _tiles(info: RestorationInfo, limits: RestoreLimits, padded: np.ndarray) -> 
     return tiles, th, tw
 
 
-def prepare(info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None = None) -> Plan:
-    """Decode and check the upload(s) and cut the model's input batches; BadInput names the field."""
+def decode_upload(
+    info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The upload checked against the model's contract: (H, W, 3) uint8 RGB and, for inpainting, the
+    (H, W) bool holes; BadInput names the field."""
     rgb = decode(image, "image", limits.max_pixels, WHITE)
     height, width = rgb.shape[:2]
     hole = None
@@ -172,6 +175,13 @@ def prepare(info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: by
             )
     elif mask is not None:
         raise BadInput("mask", f"a {info.task} model takes no mask; leave it out")
+    return rgb, hole
+
+
+def prepare(info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None = None) -> Plan:
+    """Decode and check the upload(s) and cut the model's input batches; BadInput names the field."""
+    rgb, hole = decode_upload(info, limits, image, mask)
+    height, width = rgb.shape[:2]
     x, seen = model_input(info, rgb, hole)
     plan = Plan([], size=(height, width), scale=info.scale, channels=info.output_channels)
     if hole is not None and not hole.any():  # nothing to fill: the input is the answer
@@ -206,6 +216,47 @@ def assemble(plan: Plan, outputs: list[np.ndarray]) -> np.ndarray:
         weights[tile.y * s : tile.y * s + h, tile.x * s : tile.x * s + w] += tile.weight
     height, width = plan.size
     return (total / weights)[:, : height * s, : width * s]
+
+
+# What a user has without a GAN, as the evaluate stage scores it (tasks/baselines.py, which needs torch;
+# the server has none): the same methods on the same pixels, in NumPy, Pillow and OpenCV.
+BASELINES = {"superres": "bicubic", "inpaint": "OpenCV Telea", "colorize": "grey"}
+
+
+class BaselineUnavailable(RuntimeError):
+    """The classical method needs a library this installation lacks; the message says which."""
+
+
+def baseline_bytes(
+    info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None = None
+) -> bytes:
+    """PNG bytes of the task's classical method on the upload, at the model's output size and channels."""
+    from PIL import Image
+
+    rgb, hole = decode_upload(info, limits, image, mask)
+    if info.task == "colorize":  # the luminance the model sees, as a grey picture
+        grey = to_uint8(colour.luminance(to_unit(rgb)[None]))[0]
+        return png_bytes(np.repeat(grey, 3, axis=2))
+    pixels = model_pixels(rgb, info.output_channels)
+    if info.task == "superres":
+        height, width = pixels.shape[:2]
+        size = (width * info.scale, height * info.scale)
+        picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+        upscaled = np.asarray(picture.resize(size, Image.Resampling.BICUBIC))
+        return png_bytes(upscaled.reshape(size[1], size[0], -1))
+    try:
+        import cv2
+    except ImportError:
+        raise BaselineUnavailable(
+            "OpenCV Telea needs opencv-python-headless; `pip install opencv-python-headless` where the server runs"
+        ) from None
+    holes = hole.astype(np.uint8)
+    if pixels.shape[2] == 3:  # OpenCV's order is BGR
+        filled = cv2.inpaint(np.ascontiguousarray(pixels[..., ::-1]), holes, 3, cv2.INPAINT_TELEA)[..., ::-1]
+    else:
+        filled = cv2.inpaint(np.ascontiguousarray(pixels), holes, 3, cv2.INPAINT_TELEA)
+    filled = filled.reshape(pixels.shape)
+    return png_bytes(np.where(hole[..., None], filled, pixels))
 
 
 def restore_bytes(
