@@ -56,6 +56,18 @@ def ready_facts(info: RestorationInfo, limits: RestoreLimits) -> dict:
     }
 
 
+def _answers(image: str, problems: dict[int, str]) -> dict:
+    """The documented answers of an upload route: the PNG, the upload's problems, and ``problems``."""
+    png = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        200: {"description": image, "content": png},
+        413: {"model": Problem, "description": "body too large"},
+        415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
+        422: {"model": Problem, "description": "bad upload; `error` names the field"},
+        **{code: {"model": Problem, "description": text} for code, text in problems.items()},
+    }
+
+
 def add_restoration_route(
     app: FastAPI,
     session: GeneratorSession,
@@ -89,16 +101,7 @@ def add_restoration_route(
         ),
         response_class=Response,
         openapi_extra={"requestBody": request_body(fields)},
-        responses={
-            200: {
-                "description": "the restored image",
-                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-            },
-            413: {"model": Problem, "description": "body too large"},
-            415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
-            422: {"model": Problem, "description": "bad upload; `error` names the field"},
-            503: {"model": Problem, "description": "overloaded; retry"},
-        },
+        responses=_answers("the restored image", {503: "overloaded; retry"}),
     )
 
     async def baseline(http: Request) -> Response:
@@ -123,14 +126,7 @@ def add_restoration_route(
         ),
         response_class=Response,
         openapi_extra={"requestBody": request_body(fields)},
-        responses={
-            200: {
-                "description": f"the image restored by {name}",
-                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-            },
-            413: {"model": Problem, "description": "body too large"},
-            415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
-            422: {"model": Problem, "description": "bad upload; `error` names the field"},
-            501: {"model": Problem, "description": "the method's library is not installed here"},
-        },
+        responses=_answers(
+            f"the image restored by {name}", {501: "the method's library is not installed here"}
+        ),
     )
