@@ -2,13 +2,14 @@
 `ganops serve`, side by side in one run.
 
     python benchmarks/serve_restoration.py [--superres MODEL] [--inpaint MODEL] [--image PHOTO]
-        [--size 256] [--tile-size 128] [--repeats 10] [--requests 20] [--clients 2] [--threads 2]
+        [--size 256] [--tile-size 256] [--repeats 10] [--requests 20] [--clients 2] [--threads 2]
 
 MODEL is an ONNX file or a registry URI (default models:/ganops-<task>@champion; run the restoration
 experiments first, docs/restoration.md); a task given as "" is left out. PHOTO (default: the first
 of data/raw/photos/, `make photos`) is cropped to SIZE x SIZE at its centre. Inpainting gets a seeded
 mask of restore.inpaint's default coverage (the masks of training and the evalset); super-resolution
-is tiled (TILE input pixels, an eighth of it shared) as the server tiles large uploads.
+inputs with a side over TILE input pixels are tiled (an eighth of it shared), as the server tiles
+them (its default: 256, so a 256x256 photo is one tile; --tile-size 128 makes it 9).
 
 For each task: the median wall time of one restoration in this process (decode, pad, tiles, model,
 blend, PNG: the CLI's path, ONNX Runtime on THREADS threads), then requests/s of a `ganops serve`
@@ -32,6 +33,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from ganops.serve.contract import RestoreLimits  # noqa: E402
 from ganops.serve.loadgen import run_load  # noqa: E402
 from serve_helpers import serve_process  # noqa: E402  (the tests' launcher: free port, wait for /readyz)
 
@@ -125,15 +127,18 @@ def main() -> None:
     parser.add_argument("--inpaint", default="models:/ganops-inpaint@champion")
     parser.add_argument("--image", type=Path, help="a photo (default: the first of data/raw/photos/)")
     parser.add_argument("--size", type=int, default=256, help="side of the square crop, input pixels")
-    parser.add_argument("--tile-size", type=int, default=128, help="superres tile side, input pixels")
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=RestoreLimits.tile_size,
+        help="superres tile side, input pixels (the server's)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed in-process runs per task")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per server")
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads, in process and served")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{REPO / 'mlflow.db'}")
-    from ganops.serve.contract import RestoreLimits
-
     limits = RestoreLimits(tile_size=args.tile_size, tile_overlap=args.tile_size // 8)
     photo = args.image or default_photo()
     pixels = photo_crop(photo, args.size)
