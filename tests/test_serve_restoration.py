@@ -335,12 +335,16 @@ def test_the_cli_writes_the_servers_png_bytes(servers, models, task, tmp_path):
     folder.mkdir()
     masks.mkdir()
     served = {}
-    for name, (height, width) in {"a.png": (37, 44), "b.png": (9, 30)}.items():  # a is tiled
-        files = upload(task, picture(height, width, seed=len(name) + height))
+    for name, (height, width) in {"a.png": (37, 44), "b.jpg": (9, 30)}.items():  # a is tiled
+        pixels = picture(height, width, seed=len(name) + height)
+        files = upload(task, pixels)
+        if name.endswith(".jpg"):  # a photo; its mask stays a lossless PNG of the same stem
+            files["image"] = png(pixels, "JPEG")
         (folder / name).write_bytes(files["image"])
+        stem = name.split(".")[0]
         if task == "inpaint":
-            (masks / name).write_bytes(files["mask"])
-        served[name] = post(base, task, files).content
+            (masks / f"{stem}.png").write_bytes(files["mask"])
+        served[f"{stem}.png"] = post(base, task, files).content
     limits = ["--max-pixels", "2304", "--tile-size", "16", "--tile-overlap", "8", "--provider", "cpu"]
     mask = ["--mask", str(masks)] if task == "inpaint" else []
     out = tmp_path / "out"
@@ -354,6 +358,13 @@ def test_the_cli_writes_the_servers_png_bytes(servers, models, task, tmp_path):
     one = CliRunner().invoke(cli, ["restore", str(models[task]), str(folder / "a.png"), *mask, *limits])
     assert one.exit_code == 0, one.output
     assert (folder / f"a-{task}.png").read_bytes() == served["a.png"]  # NAME-TASK.png beside it
+
+    if task == "inpaint":  # two masks for one image: which one was meant is not guessed
+        (masks / "a.jpg").write_bytes(png(hole(37, 44), "JPEG"))
+        both = CliRunner().invoke(
+            cli, ["restore", str(models[task]), str(folder), "--mask", str(masks), *limits]
+        )
+        assert both.exit_code == 2 and "a.jpg and a.png are both masks of a; keep one" in both.output
 
 
 def test_the_cli_names_the_file_and_the_fix(models, tmp_path):

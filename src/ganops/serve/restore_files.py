@@ -2,7 +2,8 @@
 
 A file gives one PNG (default ``NAME-TASK.png`` beside it); a folder gives a folder of PNGs of the
 same names (default ``FOLDER-TASK``), with a progress bar. For inpainting, ``--mask`` is the mask
-file, or for a folder a folder holding a mask of each image's name. Each PNG is written atomically,
+file, or for a folder a folder holding a mask of each image's name (suffix aside: photo.jpg's mask
+may be photo.png). Each PNG is written atomically,
 so a stopped run leaves whole files only.
 """
 
@@ -35,11 +36,27 @@ def _pairs(
     folder = out or source.with_name(f"{source.name}-{task}")
     if folder.is_file():
         raise ServeError(f"--out {folder}: is a file; give a folder for a folder of images")
-    if mask is not None and (missing := [p.name for p in images if not (mask / p.name).is_file()]):
+    masks = _masks_by_stem(mask) if mask is not None else {}
+    if mask is not None and (missing := [p.name for p in images if p.stem not in masks]):
         raise ServeError(
-            f"--mask {mask}: no mask for {', '.join(missing[:5])}; put one of the same name there"
+            f"--mask {mask}: no mask for {', '.join(missing[:5])}; put one of the same name there "
+            "(any of .png, .jpg: photo.jpg's mask may be photo.png)"
         )
-    return [(p, mask / p.name if mask else None, folder / f"{p.stem}.png") for p in images]
+    return [(p, masks.get(p.stem), folder / f"{p.stem}.png") for p in images]
+
+
+def _masks_by_stem(folder: Path) -> dict[str, Path]:
+    """The masks in ``folder`` by name without suffix: a JPEG photo's mask is best a (lossless) PNG."""
+    masks: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in ACCEPTED_SUFFIXES and path.is_file():
+            if path.stem in masks:
+                raise ServeError(
+                    f"--mask {folder}: {masks[path.stem].name} and {path.name} are both masks of "
+                    f"{path.stem}; keep one"
+                )
+            masks[path.stem] = path
+    return masks
 
 
 def restore_paths(
