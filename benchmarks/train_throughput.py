@@ -174,9 +174,7 @@ def main() -> None:
 
     split = load_split(Layout(workdir).prepared, "train")
     device = pick_device(args.device)
-    spec = build_task(base, device, lambda batch: batch, torch.Generator()).arch_spec(
-        split.images, split.labels
-    )
+    spec = build_task(base, device, torch.Generator()).arch_spec(split.images, split.labels)
 
     rows: list[tuple[str, Callable[[int], float]]] = [
         (

@@ -31,6 +31,7 @@ from conftest import tiny_params, write_params
 REPO = Path(__file__).resolve().parents[1]
 SMOKED = {  # script -> the test that runs it
     "cpu_kernels.py": "test_cpu_kernels_times_each_stage_pinned_and_native",
+    "data_parallel.py": "test_data_parallel_times_one_process_against_two",
     "ema_decay.py": "test_ema_decay_scores_each_shadow",
     "evaluator_validation.py": "test_evaluator_validation_prints_both_tables",
     "fp16_parity.py": "test_fp16_parity_measures_a_trained_generator",
@@ -152,6 +153,23 @@ def test_the_published_curve_is_what_dvc_plots_draws():
             assert float(row["fid_domain"]) == pytest.approx(
                 newest[config, int(row["epochs"])]["fid_domain"], rel=1e-5
             )
+
+
+def test_data_parallel_times_one_process_against_two(project, tmp_path):
+    root, params = project
+    out = bench(
+        "data_parallel.py", "--project", root, "--params", params, "--images", 640, "--eval-every", 5,
+        "--json", tmp_path / "runs.json",
+    )  # fmt: skip
+    rows = table_rows(out)
+    assert [row[0] for row in rows] == [
+        "1 process x 1 thread", "1 process x 2 threads (default)", "2 processes x 1 thread"
+    ]  # fmt: skip
+    assert rows[0][2] == "1.00x" and rows[0][5] == "1.00"
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert [(r["processes"], r["threads"]) for r in runs] == [(1, 1), (1, 2), (2, 1)]
+    assert all(r["steps"] == 20 and [step for step, _ in r["live"]] == [5, 10, 15, 20] for r in runs)
+    assert all(r["seconds_to_target"] is not None for r in runs)  # the worst final FID: all reach it
 
 
 def test_ema_decay_scores_each_shadow(project):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -148,13 +149,16 @@ def test_markdown_artifact_has_metrics_and_decision(prefect_api, flow_module, pr
     text = artifacts[-1].data
     assert "| fid_domain |" in text and "**Registry:** ganops-generator v" in text
 
-    # Any task runs in the same flow: a restoration reuses prepare and the evaluator, and its report
-    # puts the GAN beside the classical baseline.
+    # Any task runs in the same flow, data-parallel too: a restoration reuses prepare and the
+    # evaluator, its train task launches 2 workers, and its report puts the GAN beside the
+    # classical baseline.
     params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["processes"] = 2
     write_params(project / "params.yaml", {**params, "task": "superres"})
     restored = flow_module.pipeline(root=str(project))
     assert ran(restored) == ["validate", "evalset", "train", "evaluate", "export", "register"]
     assert restored["results"]["register"]["model_name"] == "ganops-superres"
+    assert json.loads((project / "logs/train.json").read_text())["processes"] == 2
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ganops-pipeline"]))

@@ -8,6 +8,7 @@ from ganops.losses import LOSSES, clip_weights, gradient_penalty, zero_centred_p
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator
 from ganops.models.layers import labels_for
+from ganops.runtime import Draws
 from ganops.training.augment import diff_augment, hflip
 
 SIZES = [16, 28, 32, 50, 64, 128, 256]
@@ -123,7 +124,7 @@ class Linear(torch.nn.Module):
 
 def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_pulls_others_to_one():
     real, fake = torch.randn(8, 1, 2, 2), torch.randn(8, 1, 2, 2)
-    rng = torch.Generator().manual_seed(0)
+    rng = Draws(torch.Generator().manual_seed(0))
     assert gradient_penalty(Linear(0.5), real, fake, None, rng).item() < 1e-10  # ||w|| = 1
     steep = Linear(2.0)  # ||w|| = 4
     penalty = gradient_penalty(steep, real, fake, None, rng)
@@ -156,23 +157,25 @@ def test_relativistic_loss_compares_each_fake_with_its_paired_real():
 def test_augmentations_are_replayable_from_their_generator():
     x = torch.rand(6, 3, 16, 16) * 2 - 1
     policy = ["color", "translation", "cutout"]
-    first = diff_augment(x, policy, torch.Generator().manual_seed(3))
-    again = diff_augment(x, policy, torch.Generator().manual_seed(3))
-    other = diff_augment(x, policy, torch.Generator().manual_seed(4))
+    first = diff_augment(x, policy, Draws(torch.Generator().manual_seed(3)))
+    again = diff_augment(x, policy, Draws(torch.Generator().manual_seed(3)))
+    other = diff_augment(x, policy, Draws(torch.Generator().manual_seed(4)))
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert first.shape == x.shape
-    assert torch.equal(diff_augment(x, [], torch.Generator()), x)
+    assert torch.equal(diff_augment(x, [], Draws(torch.Generator())), x)
 
 
 def test_diff_augment_lets_gradients_through_to_g():
     x = torch.rand(4, 1, 8, 8, requires_grad=True)
-    diff_augment(x, ["color", "translation", "cutout"], torch.Generator().manual_seed(0)).sum().backward()
+    diff_augment(
+        x, ["color", "translation", "cutout"], Draws(torch.Generator().manual_seed(0))
+    ).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_hflip_flips_about_half():
     x = torch.arange(64, dtype=torch.float32).view(1, 1, 8, 8).repeat(200, 1, 1, 1)
-    flipped = hflip(x, torch.Generator().manual_seed(0))
+    flipped = hflip(x, Draws(torch.Generator().manual_seed(0)))
     n = sum(torch.equal(f, x[0].flip(2)) for f in flipped)
     assert 70 < n < 130
 

@@ -274,3 +274,38 @@ def test_exp_run_accepts_a_param_from_every_section(project):
     sh(["dvc", "plots", "show", "-o", str(html)], root, env)
     page = (html / "index.html").read_text()
     assert "loss_d" in page and "Adversarial losses per step" in page
+
+
+def test_exp_run_trains_data_parallel_inside_dvc_and_a_killed_worker_resumes(project):
+    """`dvc exp run -S train.processes=2`: the train stage launches 2 workers inside DVC. One killed
+    mid-run fails the stage with its rank; the next run resumes from the last checkpoint and
+    registers a version, and a `dvc repro` afterwards reruns nothing."""
+    import psutil
+
+    root, env = project
+    before = int(json.loads((root / "reports/registry.json").read_text())["version"])
+    long_run = ["-S", "train.processes=2", "-S", "train.epochs=200", "-S", "train.max_steps=2000"]
+    stage = subprocess.Popen(
+        ["dvc", "exp", "run", *long_run], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    started = time.time()
+    while not [p for p in (root / "models/checkpoints").glob("*/step_*.pt") if p.stat().st_mtime > started]:
+        assert stage.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    workers = psutil.Process(stage.pid).children(recursive=True)
+    next(p for p in workers if p.environ().get("RANK") == "1").kill()
+    _, stderr = stage.communicate(timeout=300)
+    assert stage.returncode != 0 and "error: train: worker rank 1 of 2 failed: killed by SIGKILL" in stderr
+    sh(["dvc", "checkout", "train"], root, env)  # as the message says: DVC kept the last outputs
+    assert (root / "models/generator.pt").is_file()
+
+    run = max((root / "models/checkpoints").iterdir(), key=lambda p: p.stat().st_mtime)
+    kept = max(int(p.stem.split("_")[1]) for p in run.glob("step_*.pt"))
+    output = sh(["dvc", "exp", "run", "-S", f"train.max_steps={kept + 5}"], root, env)
+    assert ran(output) == ["validate", "train", "evaluate", "export", "register"]
+    assert f"resuming from step {kept} of {kept + 5}" in output
+    assert "distributed: 2 processes (gloo)" in output
+    assert json.loads((root / "logs/train.json").read_text())["processes"] == 2
+    assert int(json.loads((root / "reports/registry.json").read_text())["version"]) == before + 1
+    assert ran(sh(["dvc", "repro"], root, env)) == ["validate"]

@@ -102,7 +102,7 @@ def test_a_grey_source_is_refused_for_colorize_before_anything_runs(tiny_idx):
 
 def test_a_size_the_unet_cannot_take_is_refused_with_the_fix(tiny_idx, projects):
     params = params_for(tiny_idx, "inpaint", restore={"depth": 5, "patch_depth": 2})
-    task = build_task(params, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE))
+    task = build_task(params, torch.device("cpu"), stream(0, Stream.LATENT_NOISE))
     with pytest.raises(DataError, match="not a multiple of 32 .* set data.image_size"):
         task.arch_spec(np.zeros((1, 1, 16, 16), np.uint8), None)
 
@@ -185,9 +185,7 @@ def test_feature_matching_trains_through_the_frozen_evaluator_and_joins_the_fing
     layout = projects["superres"]
     matched = params_for(tiny_idx, "superres", **{"train.max_steps": 4, "restore.feature_weight": 1.0})
     train_evaluator(matched, layout)
-    task = build_task(
-        matched, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE), layout.evaluator
-    )
+    task = build_task(matched, torch.device("cpu"), stream(0, Stream.LATENT_NOISE), layout.evaluator)
     assert task.shaping == {"evaluator_sha256": sha256_file(layout.evaluator)}
     fake = torch.zeros(2, 1, 16, 16, requires_grad=True)
     terms = task.g_terms(fake, torch.rand(2, 1, 16, 16) * 2 - 1)
@@ -208,6 +206,4 @@ def test_feature_matching_trains_through_the_frozen_evaluator_and_joins_the_fing
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the term changed what G learned
 
     with pytest.raises(ConfigError, match=r"restore.feature_weight: .*`dvc repro evaluator`"):
-        build_task(
-            matched, torch.device("cpu"), lambda b: b, stream(0, Stream.LATENT_NOISE), tmp_path / "none.pt"
-        )
+        build_task(matched, torch.device("cpu"), stream(0, Stream.LATENT_NOISE), tmp_path / "none.pt")

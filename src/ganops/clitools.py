@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,4 +23,12 @@ def user_errors() -> Iterator[None]:
         yield
     except GanopsError as err:
         typer.echo(f"error: {err}", err=True)
+        _tell_launcher(str(err))
         raise typer.Exit(err.exit_code) from None
+
+
+def _tell_launcher(message: str) -> None:
+    """In a worker of torch's elastic launcher (training.launch), leave the error where it reads it."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        Path(path).write_text(json.dumps({"message": message, "timestamp": int(time.time())}))

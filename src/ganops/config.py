@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -205,6 +205,10 @@ class TrainParams(Section):
     # Fewer than this share of classes covered (>= 1% of samples each) is a mode-collapse warning.
     collapse_coverage: float = Field(0.5, ge=0, le=1)
     stop_on_collapse: bool = False
+    # Data-parallel training processes on this node, which the train stage launches itself
+    # (training.launch): auto is one per visible GPU, else 1. On a CPU they share cpu.threads.
+    # Above 1 the bits differ from one process's, so the run fingerprint includes the world size.
+    processes: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
     @field_validator("device")
     @classmethod
@@ -217,6 +221,15 @@ class TrainParams(Section):
     def _has_a_budget(self) -> TrainParams:
         if self.images is None and self.epochs is None:
             raise ValueError("set train.images (real images to train on) or train.epochs")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> TrainParams:
+        if self.processes != "auto" and self.batch_size % self.processes:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} (the global batch) is not divisible by train.processes "
+                f"{self.processes}; use a multiple of {self.processes}"
+            )
         return self
 
     @field_validator("loss")

@@ -36,12 +36,20 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PINNED_CAPABILITY = "AVX2"
 
 
+def threads(cpu: CpuParams) -> int | None:
+    """This process's intra-op threads: ``cpu.threads`` is the stage's, so N data-parallel processes
+    on one node (LOCAL_WORLD_SIZE, set by their launcher) get 1/N of it each, at least one."""
+    if cpu.threads is None:
+        return None
+    return max(1, cpu.threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def pin(cpu: CpuParams) -> None:
     """Set the environment that pins the kernels and threads; call before torch is imported."""
     if cpu.kernels == "avx2":
         os.environ.update(PINNED_ENVIRONMENT)
     if cpu.threads is not None:
-        os.environ.update({name: str(cpu.threads) for name in THREAD_VARIABLES})
+        os.environ.update({name: str(threads(cpu)) for name in THREAD_VARIABLES})
 
 
 def check(cpu: CpuParams) -> dict:
@@ -52,7 +60,7 @@ def check(cpu: CpuParams) -> dict:
     import torch
 
     if cpu.threads is not None:
-        torch.set_num_threads(cpu.threads)
+        torch.set_num_threads(threads(cpu))
     capability = torch.backends.cpu.get_cpu_capability()
     facts = {"kernels": cpu.kernels, "cpu_capability": capability, "threads": torch.get_num_threads()}
     if cpu.kernels == "avx2" and capability != PINNED_CAPABILITY:

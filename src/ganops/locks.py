@@ -16,12 +16,16 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+HELD_BY_LAUNCHER = "GANOPS_STAGE_LOCK_HELD"  # set in the environment of workers a stage launched
+
 
 @contextlib.contextmanager
 def stage_lock(path: Path, stage: str) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
-    if int(os.environ.get("LOCAL_RANK", "0")) != 0:  # torchrun: the node's rank 0 holds it for all
+    # The stage's launcher holds it for its workers (training.launch); under torchrun by hand, the
+    # node's rank 0 holds it for all.
+    if os.environ.get(HELD_BY_LAUNCHER) or int(os.environ.get("LOCAL_RANK", "0")) != 0:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)

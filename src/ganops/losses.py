@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ganops import catalog
 from ganops.plugins import Registry
+from ganops.runtime import Draws
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,13 @@ def gradient_penalty(
     real: torch.Tensor,
     fake: torch.Tensor,
     labels: torch.Tensor | None,
-    generator: torch.Generator,
+    draws: Draws,
 ) -> torch.Tensor:
     """E[(||grad_x D(x_hat)|| - 1)^2] at x_hat on random lines between real and fake images.
 
-    The mixing weights come from ``generator`` (seeded per step), so a resumed run replays them.
+    The mixing weights come from ``draws`` (seeded per step), so a resumed run replays them.
     """
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device)
+    eps = draws.rand(real.shape[0], 1, 1, 1, device=real.device)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat, labels).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -57,6 +58,33 @@ def seeded_generator(*seed_parts: int) -> torch.Generator:
     for part in seed_parts:
         combined = (combined * 1_000_003 + int(part)) % 2**63
     return torch.Generator().manual_seed(combined)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Random draws per image of the global batch, of which this process holds rows ``rank``.
+
+    On one process this is ``generator`` itself. Under data parallelism every rank draws the same
+    ``size`` times larger tensor from the same (seed, step) stream and keeps its own rows: no two
+    ranks repeat a draw, the global batch gets exactly the draws one process would give it, and
+    the generators of all ranks stay in step. Draws are made on the CPU, then moved to ``device``.
+    """
+
+    generator: torch.Generator
+    rank: int = 0
+    size: int = 1
+
+    def rand(self, n: int, *shape: int, device: torch.device) -> torch.Tensor:
+        """Uniform [0, 1) of shape (n, *shape) for this rank's n images."""
+        return self._mine(torch.rand(n * self.size, *shape, generator=self.generator), n, device)
+
+    def randint(self, low: int, high: int, n: int, *shape: int, device: torch.device) -> torch.Tensor:
+        """Integers in [low, high) of shape (n, *shape) for this rank's n images."""
+        drawn = torch.randint(low, high, (n * self.size, *shape), generator=self.generator)
+        return self._mine(drawn, n, device)
+
+    def _mine(self, drawn: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+        return drawn[self.rank * n : (self.rank + 1) * n].to(device)
 
 
 def pick_device(requested: str) -> torch.device:

@@ -17,6 +17,11 @@ from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+# Each metric is computed by one process on the features it holds. torchmetrics would otherwise sync
+# its states across a torch.distributed group at compute(): under data-parallel training only rank 0
+# measures live FID, and that sync would wait forever for ranks that never join it.
+ONE_PROCESS = {"sync_on_compute": False}
+
 
 class _Given(nn.Module):
     """Pass-through: the 'images' torchmetrics sees are already feature vectors."""
@@ -30,7 +35,7 @@ class _Given(nn.Module):
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
-    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]), **ONE_PROCESS)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -43,7 +48,10 @@ def kid(
     with warnings.catch_warnings():  # "KID keeps all features in memory": intended, they are small
         warnings.simplefilter("ignore", UserWarning)
         metric = KernelInceptionDistance(
-            feature=_Given(real.shape[1]), subsets=subsets, subset_size=min(subset_size, len(real), len(fake))
+            feature=_Given(real.shape[1]),
+            subsets=subsets,
+            subset_size=min(subset_size, len(real), len(fake)),
+            **ONE_PROCESS,
         )
     metric.update(real, real=True)
     metric.update(fake, real=False)
@@ -56,7 +64,7 @@ def inception_score(logits: torch.Tensor, seed: int, splits: int = 10) -> tuple[
     """IS = exp E[KL(p(y|x) || p(y))] with the domain classifier's p(y|x) (``is_domain``)."""
     with warnings.catch_warnings():  # "IS keeps all features in memory": intended, they are logits
         warnings.simplefilter("ignore", UserWarning)
-        metric = InceptionScore(feature=nn.Identity(), splits=splits)
+        metric = InceptionScore(feature=nn.Identity(), splits=splits, **ONE_PROCESS)
     metric.update(logits.double())
     torch.manual_seed(seed)
     mean, std = metric.compute()

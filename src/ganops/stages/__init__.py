@@ -261,8 +261,8 @@ def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
             write_json(
                 log_path,
                 {
-                    **facts,
                     **kernels,
+                    **facts,  # a launched train stage's rank 0 recorded its own kernels and threads
                     "stage": name,
                     "started": started.isoformat(timespec="seconds"),
                     "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -42,9 +42,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
         }
         write_json(layout.evalset_manifest, manifest)
         return manifest
-    task = build_task(
-        params, torch.device("cpu"), lambda batch: batch, stream(params.seed, Stream.LATENT_NOISE)
-    )
+    task = build_task(params, torch.device("cpu"), stream(params.seed, Stream.LATENT_NOISE))
     test = load_split(layout.prepared, "test")
     task.check(test.images)
     targets = test.images[: params.restore.eval_images]

@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ganops.config import Params
-from ganops.files import write_json
+from ganops.files import read_json, write_json
 from ganops.metrics.cache import cache_folder
 from ganops.stages import Layout
-from ganops.training import distributed
+from ganops.training import distributed, launch
 from ganops.training.loop import TrainPaths, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,13 @@ def train_paths(layout: Layout, data: Layout | None = None, feature_cache: Path 
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
+    workers = launch.processes(params.train)
+    if (workers > 1 or launch.nodes() > 1) and not launch.is_worker():
+        launch.run_workers(workers, params, layout.root)  # they train; rank 0 writes the report
+        if launch.node_rank() != 0:
+            log.info("node %d trained its share; node 0 wrote the outputs", launch.node_rank())
+            return {}
+        return read_json(layout.train_report)
     result = asdict(train(params, train_paths(layout)))
     if not distributed.is_main():  # under torchrun, rank 0 writes the report
         return result

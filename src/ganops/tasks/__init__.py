@@ -32,6 +32,15 @@ class Pair:
     y_fake: torch.Tensor | None = None  # ... and for G's images
     seen: torch.Tensor | None = None  # the condition D sees beside an image (restoration), at its size
 
+    def share(self, rows: Callable) -> Pair:
+        """The pair of this rank's rows, given ``rows`` that takes them from a global batch."""
+        return Pair(
+            inputs=tuple(rows(x) for x in self.inputs),
+            y_real=rows(self.y_real),
+            y_fake=rows(self.y_fake),
+            seen=rows(self.seen),
+        )
+
     def shown(self, images: torch.Tensor) -> torch.Tensor:
         """What D is given for ``images``: the images, beside the condition when there is one."""
         return images if self.seen is None else torch.cat([images, self.seen], dim=1)
@@ -45,9 +54,10 @@ class Task(Protocol):
 
     def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec: ...
 
-    def pair(
-        self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module
-    ) -> Pair: ...
+    def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
+        """The pair of the global batch ``real`` (number ``batch`` of the run); every rank makes the
+        same one from the same streams, and the loop keeps the rank's rows."""
+        ...
 
     def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
         """Real images to train on when train.epochs is not set, and the param that says so."""
@@ -66,21 +76,20 @@ class Task(Protocol):
         ...
 
 
-TaskBuilder = Callable[[Params, torch.device, Callable, torch.Generator, Path | None], Task]
+TaskBuilder = Callable[[Params, torch.device, torch.Generator, Path | None], Task]
 TASKS: Registry[TaskBuilder] = Registry(catalog.TASKS)
 
 
 def build_task(
     params: Params,
     device: torch.device,
-    share: Callable,
     noise: torch.Generator,
     evaluator: Path | None = None,
 ) -> Task:
-    """The run's task: ``share`` takes a rank's rows of a global batch; ``noise`` is the checkpointed
-    stream; ``evaluator``: models/evaluator.pt when the task is built to train (restoration's feature
-    matching reads it), None when it only degrades or scores."""
-    return TASKS.get(params.task)(params, device, share, noise, evaluator)
+    """The run's task: ``noise`` is the checkpointed stream; ``evaluator``: models/evaluator.pt when
+    the task is built to train (restoration's feature matching reads it), None when it only degrades
+    or scores."""
+    return TASKS.get(params.task)(params, device, noise, evaluator)
 
 
 # Registration happens on import of the modules below.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,10 +20,8 @@ class Generate:
     name = "generate"
     shaping: dict[str, str] = {}
 
-    def __init__(
-        self, params: Params, device: torch.device, share: Callable, noise: torch.Generator, evaluator=None
-    ) -> None:
-        self.params, self.device, self.share, self.noise = params, device, share, noise
+    def __init__(self, params: Params, device: torch.device, noise: torch.Generator, evaluator=None) -> None:
+        self.params, self.device, self.noise = params, device, noise
         self.latent_dim = params.model.latent_dim
         z = torch.randn(params.train.grid_size, self.latent_dim, generator=stream(params.seed, Stream.GRID_Z))
         self.grid_z = z.to(device)
@@ -53,7 +50,7 @@ class Generate:
 
     def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
         batch_size = self.params.train.batch_size
-        z = self.share(torch.randn(batch_size, self.latent_dim, generator=self.noise)).to(self.device)
+        z = torch.randn(batch_size, self.latent_dim, generator=self.noise).to(self.device)
         y_fake = labels_for(G, z)
         return Pair(inputs=(z, y_fake), y_real=y_real, y_fake=y_fake)
 

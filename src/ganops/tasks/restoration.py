@@ -39,11 +39,10 @@ class Restoration:
         self,
         params: Params,
         device: torch.device,
-        share: Callable,
         noise: torch.Generator,
         evaluator: Path | None = None,
     ) -> None:
-        self.params, self.device, self.share = params, device, share
+        self.params, self.device = params, device
         self.features, self.shaping = None, {}
         if params.restore.feature_weight > 0 and evaluator is not None:  # built for training
             self.features = self._frozen_features(evaluator, device)

@@ -52,7 +52,7 @@ def score(
     device,
 ) -> dict:
     p = params.evaluate
-    task = build_task(params, device, lambda batch: batch, stream(params.seed, Stream.LATENT_NOISE))
+    task = build_task(params, device, stream(params.seed, Stream.LATENT_NOISE))
     inputs = torch.from_numpy(np.load(layout.evalset / "inputs.npy"))
     targets = to_unit_range(torch.from_numpy(np.load(layout.evalset / "targets.npy")))
     channels = targets.shape[1]

@@ -2,8 +2,9 @@
 
 DiffAugment applies the same kinds of random, differentiable transforms to real and fake images
 before D sees them (and G's gradient flows through them), which keeps D from memorizing a small
-dataset. Every random draw comes from the ``torch.Generator`` passed in, seeded per (seed, step),
-so a resumed run replays the same augmentations.
+dataset. Every random draw comes from the ``Draws`` passed in, seeded per (seed, step), so a resumed
+run replays the same augmentations, and under data parallelism each image of the global batch gets
+its own draw whichever rank holds it.
 """
 
 from __future__ import annotations
@@ -11,34 +12,32 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ganops.runtime import Draws
+
 DIFF_AUGMENT = ("color", "translation", "cutout")
 
 
-def _rand(generator: torch.Generator, *shape: int, device: torch.device) -> torch.Tensor:
-    return torch.rand(*shape, generator=generator).to(device)
-
-
-def hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def hflip(x: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Flip each image left-right with probability 1/2."""
-    flip = _rand(generator, x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    flip = draws.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
     return torch.where(flip, x.flip(3), x)
 
 
-def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def color(x: torch.Tensor, draws: Draws) -> torch.Tensor:
     n, dev = x.shape[0], x.device
-    x = x + (_rand(generator, n, 1, 1, 1, device=dev) - 0.5)  # brightness
+    x = x + (draws.rand(n, 1, 1, 1, device=dev) - 0.5)  # brightness
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_rand(generator, n, 1, 1, 1, device=dev) * 2) + mean  # saturation
+    x = (x - mean) * (draws.rand(n, 1, 1, 1, device=dev) * 2) + mean  # saturation
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_rand(generator, n, 1, 1, 1, device=dev) + 0.5) + mean  # contrast
+    return (x - mean) * (draws.rand(n, 1, 1, 1, device=dev) + 0.5) + mean  # contrast
 
 
-def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, draws: Draws, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to ``ratio`` of its size, filling with zeros."""
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    dy = (torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator)).to(x.device)
-    dx = (torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator)).to(x.device)
+    dy = draws.randint(-sh, sh + 1, n, 1, 1, device=x.device)
+    dx = draws.randint(-sw, sw + 1, n, 1, 1, device=x.device)
     b, gy, gx = torch.meshgrid(
         torch.arange(n, device=x.device),
         torch.arange(h, device=x.device),
@@ -51,12 +50,12 @@ def translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.12
     return padded.permute(0, 2, 3, 1)[b, gy, gx].permute(0, 3, 1, 2).contiguous()
 
 
-def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, draws: Draws, ratio: float = 0.5) -> torch.Tensor:
     """Zero a square of ``ratio`` times the image size at a random place in each image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator).to(x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator).to(x.device)
+    oy = draws.randint(0, h + (1 - ch % 2), n, 1, 1, device=x.device)
+    ox = draws.randint(0, w + (1 - cw % 2), n, 1, 1, device=x.device)
     b, gy, gx = torch.meshgrid(
         torch.arange(n, device=x.device),
         torch.arange(ch, device=x.device),
@@ -73,9 +72,9 @@ def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> t
 _OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: list[str], draws: Draws) -> torch.Tensor:
     """Apply the DiffAugment transforms named in ``policy`` (in DiffAugment's fixed order)."""
     for name in DIFF_AUGMENT:
         if name in policy:
-            x = _OPS[name](x, generator)
+            x = _OPS[name](x, draws)
     return x

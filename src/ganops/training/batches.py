@@ -1,17 +1,16 @@
 """Real training batches: a fresh shuffle per epoch from (seed, epoch), optional horizontal flips.
 
 The whole uint8 dataset stays on the device; batch ``b`` of the run is a pure function of
-(seed, b), so a resumed run reads exactly the batches an uninterrupted one would.
+(seed, b), so a resumed run reads exactly the batches an uninterrupted one would. A batch is the
+global one: under data parallelism every rank reads the same and the loop keeps the rank's rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from ganops.data.prepared import to_unit_range
-from ganops.runtime import Stream, stream
+from ganops.runtime import Draws, Stream, stream
 from ganops.training.augment import hflip
 
 
@@ -25,10 +24,9 @@ class RealBatches:
         seed: int,
         flip: bool,
         memory_format: torch.memory_format,
-        share: Callable = lambda batch: batch,  # a rank's rows of the global batch under DDP
     ) -> None:
         self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
-        self.flip, self.memory_format, self.share = flip, memory_format, share
+        self.flip, self.memory_format = flip, memory_format
         self.per_epoch = len(images) // batch_size
         self._perm, self._perm_epoch = None, -1
 
@@ -44,7 +42,6 @@ class RealBatches:
         idx = self._perm[i * self.batch_size : (i + 1) * self.batch_size].to(self.images.device)
         real = to_unit_range(self.images[idx]).contiguous(memory_format=self.memory_format)
         if self.flip:
-            real = hflip(real, rng)
-        # Shared out after the flips, so N ranks see exactly the images of one process's global batch.
-        labels = None if self.labels is None else self.share(self.labels[idx])
-        return self.share(real).contiguous(memory_format=self.memory_format), labels
+            real = hflip(real, Draws(rng))  # drawn for the whole global batch
+        labels = None if self.labels is None else self.labels[idx]
+        return real.contiguous(memory_format=self.memory_format), labels

@@ -14,6 +14,7 @@ run its resume. Folders are pruned by a policy, and only after a run has finishe
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -70,6 +71,33 @@ def load_latest(folder: Path, fingerprint: str, max_step: int) -> dict | None:
         if state.get("fingerprint") == fingerprint:
             return state
         log.warning("checkpoint %s belongs to another run (fingerprint differs); ignoring it", path)
+    return None
+
+
+def unfinished_with_other_world_size(root: Path, material: dict, total: int) -> tuple[Path, int, int] | None:
+    """A run of the same settings trained by another number of processes that stopped before
+    ``total`` steps: its folder, world size and last step. It cannot be resumed exactly (the world
+    size changes the bits), so the caller refuses to start over beside it."""
+
+    def without_world_size(record: dict) -> dict:
+        return {key: value for key, value in record.items() if key != "world_size"}
+
+    ours = json.loads(json.dumps(material))  # as it reads back from run.json
+    if not root.is_dir():
+        return None
+    for folder in sorted(root.iterdir()):
+        record = folder / RUN_RECORD
+        if not record.is_file():
+            continue
+        theirs = json.loads(record.read_text())
+        steps = [step for step, _ in _by_step(folder)]
+        if (
+            theirs.get("world_size", 1) != ours.get("world_size", 1)
+            and without_world_size(theirs) == without_world_size(ours)
+            and steps
+            and max(steps) < total
+        ):
+            return folder, theirs.get("world_size", 1), max(steps)
     return None
 
 

@@ -1,14 +1,17 @@
-"""Data-parallel training under ``torchrun``: process group, rank-0 writes, the rank's share of a batch.
+"""Data-parallel training: process group, rank-0 writes, the rank's share of a batch.
 
-``torchrun --nproc_per_node=N -m ganops train`` starts N copies of the ordinary train stage;
-torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) is what tells them apart.
-Without it, ``World`` is a single process and every method is the identity, so the single-process
-path (and its bit-identical resume) is untouched.
+The train stage starts its own N workers when ``train.processes`` asks for more than one
+(training.launch), and ``torchrun -m ganops train`` does the same by hand; either way each worker
+runs the ordinary train stage, and the launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR/PORT) is what tells them apart. Without it, ``World`` is a single process and every
+method is the identity, so the single-process path (and its bit-identical resume) is untouched.
 
-``train.batch_size`` stays the *global* batch: every rank draws the same global batch of indices
-and latents from the same seeded streams and keeps its contiguous share, and DDP averages the
-gradients, so N processes take the steps one process would take with that batch, up to
-BatchNorm, whose statistics are per rank (SyncBatchNorm needs CUDA).
+``train.batch_size`` stays the *global* batch: every rank makes the same global batch of indices,
+latents, degradations and per-image augmentation draws from the same seeded streams and keeps
+its contiguous share, and DDP averages the gradients, so N processes take the steps one process
+would take with that batch, up to what is per rank by nature: BatchNorm's statistics on CPU
+(SyncBatchNorm needs CUDA, where it is used), dropout (seeded per rank) and the order in which
+floating-point sums run. Those change the bits, so a run's fingerprint includes its world size.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 
 from ganops.errors import ConfigError
-from ganops.runtime import pick_device
+from ganops.runtime import Draws, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +57,23 @@ class World:
         per = batch.shape[0] // self.size
         return batch[self.rank * per : (self.rank + 1) * per]
 
+    def draws(self, generator: torch.Generator) -> Draws:
+        """Per-image draws from ``generator`` for this rank's rows of the global batch."""
+        return Draws(generator, self.rank, self.size)
+
     def wrap(self, module: nn.Module) -> nn.Module:
         """The module to run forward passes through: DDP when distributed, else the module itself.
-        State (state_dict, EMA, checkpoints) is read from the unwrapped module."""
+        On CUDA its BatchNorm layers become SyncBatchNorm, in place (statistics over the global
+        batch; same weights, running statistics and state_dict keys). State (state_dict, EMA,
+        checkpoints) is read from the unwrapped module."""
         if self.size == 1:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
+        if self.device.type != "cuda":
+            return DistributedDataParallel(module)
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        return DistributedDataParallel(module, device_ids=[self.device.index])
 
     def mean(self, values: list[float]) -> list[float]:
         """Average logged scalars over ranks, so rank 0's history describes the global batch."""

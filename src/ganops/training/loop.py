@@ -10,7 +10,8 @@ saves and a resume restores. Randomness comes from the named streams of ``runtim
 that a resumed run replays it exactly: the weights' init (``seed``), each epoch's shuffle
 (SHUFFLE, epoch), the latent noise (LATENT_NOISE, whose state is checkpointed), and per step
 (AUGMENT, step) for augmentation and penalty mixing plus (DROPOUT, step) seeding torch's global
-stream, which dropout draws from.
+stream, which dropout draws from. Under data parallelism (training.distributed) every rank makes
+the same global batch and keeps its rows.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ganops.losses import LOSSES, AdversarialLoss, clip_weights, gradient_penalt
 from ganops.models import ArchSpec, build_discriminator, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.progress import Progress
-from ganops.runtime import Stream, seed_everything, stream
+from ganops.runtime import Draws, Stream, seed_everything, stream
 from ganops.tasks import Pair, Task, build_task
 from ganops.training import checkpoint, distributed, fast, schedule
 from ganops.training.augment import diff_augment
@@ -81,20 +82,27 @@ class TrainResult:
     seconds: float = 0.0
     images_per_second: float = 0.0
 
-    TIMING_FIELDS = ("resumed_from", "seconds", "images_per_second")
+    processes: int = 1  # the world size
+    TIMING_FIELDS = ("resumed_from", "seconds", "images_per_second", "processes")
 
 
 def fingerprint(
-    params: Params, data_sha256: str, total_steps: int, shaping: dict[str, str] | None = None
+    params: Params,
+    data_sha256: str,
+    total_steps: int,
+    shaping: dict[str, str] | None = None,
+    world_size: int = 1,
 ) -> tuple[str, dict]:
     """What makes two training runs the same run: the settings that shape training, the data, the
-    code the train stage runs, the library versions and any file the task reads (``shaping``). Epochs, step caps and logging are left
-    out, so a longer run resumes a shorter one's checkpoints; anything else starts a new run. A
-    learning-rate schedule that decays over the run makes the length shape training too: then
-    the run's total steps are part of it, and a longer run starts from step 0."""
-    shaping = params.train.model_dump(
+    code the train stage runs, the library versions, any file the task reads (``shaping``) and,
+    above one process, the world size (it changes the bits: training.distributed). Epochs, step
+    caps and logging are left out, so a longer run resumes a shorter one's checkpoints; anything
+    else starts a new run. A learning-rate schedule that decays over the run makes the length
+    shape training too: then the run's total steps are part of it, and a longer run starts from
+    step 0."""
+    settings = params.train.model_dump(
         exclude={"images", "epochs", "max_steps", "checkpoint_every", "device", "compile", "eval_every"}
-        | {"eval_samples"}
+        | {"eval_samples", "processes"}
         | {"collapse_coverage", "stop_on_collapse", "grid_size"}
     )
     material = {
@@ -103,7 +111,7 @@ def fingerprint(
         "task": params.task,
         "restore": params.restore.model_dump(),
         "model": params.model.model_dump(),
-        "train": shaping,
+        "train": settings,
         "cpu": params.cpu.model_dump(),  # the kernels and thread count shape the bits too
         "data_sha256": data_sha256,
         "code_sha256": codedeps.code_hash(codedeps.stage_closure("train")),
@@ -112,6 +120,8 @@ def fingerprint(
     }
     if schedule.depends_on_length(params.train.lr_schedule):
         material["total_steps"] = total_steps
+    if world_size > 1:
+        material["world_size"] = world_size
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     return digest, material
 
@@ -136,9 +146,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             f"{n_images} prepared training images; lower them"
         )
     noise = stream(params.seed, Stream.LATENT_NOISE)  # G's input noise (generate), checkpointed
-    task = build_task(
-        params, device, world.share, noise, paths.evaluator
-    )  # what G learns: batches, losses, grids
+    task = build_task(params, device, noise, paths.evaluator)  # what G learns: batches, losses, grids
     spec = task.arch_spec(split.images, split.labels)
     images = torch.from_numpy(split.images).to(device)
     labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
@@ -150,13 +158,14 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         seed=params.seed,
         flip="hflip" in tp.augment,
         memory_format=memory_format,
-        share=world.share,
     )
 
     # Size the run and name it: the fingerprint names the folder of its checkpoints and grids.
     total = _total_steps(tp, batches.per_epoch, n_images, task.image_budget(tp))
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
-    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total, task.shaping)
+    run_id, material = fingerprint(
+        params, dataset_fingerprint(paths.prepared), total, task.shaping, world.size
+    )
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
 
@@ -185,6 +194,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     if world.is_main:
         checkpoint.open_run(run_dir, material)
     if saved is None:
+        _refuse_another_world_size(paths.checkpoints, material, total, world.size)
         log.info("training run %s starts at step 0 (%s)", run_id[:16], run_dir)
     else:
         state.load_state_dict(saved)
@@ -203,25 +213,28 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
-            torch.manual_seed(_dropout_seed(params.seed, step))  # dropout: replayable from (seed, step)
+            torch.manual_seed(_dropout_seed(params.seed, step, world.rank))  # replayable, per rank
             rng = stream(params.seed, Stream.AUGMENT, step)  # augmentation and GP mixing, replayable too
+            draws = world.draws(rng)  # ... drawn per image of the global batch
             if schedule.depends_on_length(tp.lr_schedule):
                 factor = schedule.lr_factor(tp.lr_schedule, step, total)
                 schedule.set_lr(opt_g, lr_g, factor)
                 schedule.set_lr(opt_d, lr_d, factor)
 
             # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
-            #    The task makes G's input (noise, or a degraded image) and says what D sees beside an image.
+            #    The task makes G's input (noise, or a degraded image) and says what D sees beside an
+            #    image, for the global batch; this rank keeps its rows.
             for k in range(tp.n_critic):
                 real, y_real = batches.get(step * tp.n_critic + k, rng)
-                pair = task.pair(real, y_real, step * tp.n_critic + k, G)
+                pair = task.pair(real, y_real, step * tp.n_critic + k, G).share(world.share)
+                real = world.share(real)
                 real.requires_grad_(tp.r1_gamma > 0)
                 with _autocast(device, tp.mixed_precision):
                     fake = G_step(*pair.inputs)
                     fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # R2's point
                     shown_real, shown_fake = pair.shown(real), pair.shown(fake_in)  # D's inputs
-                    logits_real = D_step(_augment(shown_real, tp, rng), pair.y_real).float()
-                    logits_fake = D_step(_augment(shown_fake, tp, rng), pair.y_fake).float()
+                    logits_real = D_step(_augment(shown_real, tp, draws), pair.y_real).float()
+                    logits_fake = D_step(_augment(shown_fake, tp, draws), pair.y_fake).float()
                     loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
                     loss_d = loss_d + _penalty(
                         tp,
@@ -230,7 +243,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
                         (shown_real, logits_real),
                         (shown_fake, logits_fake),
                         pair.y_real,
-                        rng,
+                        draws,
                     )
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
@@ -242,8 +255,8 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             #    relativistic loss pairs them with the freshly updated D's logits on that step's reals).
             #    Besides fooling D, the task may ask more of G (restoration: L1 to the original).
             with fast.frozen(D, enabled=world.size == 1), _autocast(device, tp.mixed_precision):
-                paired = _paired_real_logits(loss, D_step, pair, real, tp, rng)
-                loss_g = loss.g(D_step(_augment(pair.shown(fake), tp, rng), pair.y_fake).float(), paired)
+                paired = _paired_real_logits(loss, D_step, pair, real, tp, draws)
+                loss_g = loss.g(D_step(_augment(pair.shown(fake), tp, draws), pair.y_fake).float(), paired)
                 for term in task.g_terms(fake, real).values():
                     loss_g = loss_g + term
             opt_g.zero_grad(set_to_none=True)
@@ -287,6 +300,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         resumed_from=start,
         seconds=seconds,
         images_per_second=(total - start) * tp.batch_size / max(seconds, 1e-9),
+        processes=world.size,
     )
 
 
@@ -307,6 +321,19 @@ def _total_steps(tp: TrainParams, per_epoch: int, n_images: int, budget: tuple[i
         f"train.epochs={tp.epochs}" if tp.epochs is not None else f"{named}={images}",
     )
     return total
+
+
+def _refuse_another_world_size(checkpoints: Path, material: dict, total: int, world_size: int) -> None:
+    """Resuming is exact or it does not happen: another world size would continue other bits."""
+    found = checkpoint.unfinished_with_other_world_size(checkpoints, material, total)
+    if found is None:
+        return
+    folder, theirs, step = found
+    raise TrainingError(
+        f"{folder} holds this run's checkpoints up to step {step} of {total}, trained by {theirs} "
+        f"process(es); resuming them with {world_size} would not continue the same run (the world size "
+        f"changes the bits). Set train.processes={theirs} to resume it, or delete {folder} to start over"
+    )
 
 
 def _grid_every(batches: int, per_epoch: int, most: int = 20) -> int:
@@ -336,13 +363,14 @@ def _double_backward(tp: TrainParams, loss: AdversarialLoss) -> bool:
     return tp.r1_gamma > 0 or tp.r2_gamma > 0 or (loss.gradient_penalty and tp.gp_weight > 0)
 
 
-def _dropout_seed(seed: int, step: int) -> int:
-    return int(stream(seed, Stream.DROPOUT, step).initial_seed())
+def _dropout_seed(seed: int, step: int, rank: int) -> int:
+    """Dropout draws from torch's global stream, per rank (rank 0 as one process): ranks never repeat."""
+    return int(stream(seed, Stream.DROPOUT, step, *([rank] if rank else [])).initial_seed())
 
 
-def _augment(x: torch.Tensor, tp: TrainParams, rng: torch.Generator) -> torch.Tensor:
+def _augment(x: torch.Tensor, tp: TrainParams, draws: Draws) -> torch.Tensor:
     """DiffAugment of what D sees (real and fake alike); identity when train.augment has none."""
-    return diff_augment(x, tp.augment, rng)
+    return diff_augment(x, tp.augment, draws)
 
 
 def _penalty(
@@ -352,13 +380,13 @@ def _penalty(
     real: tuple[torch.Tensor, torch.Tensor],
     fake: tuple[torch.Tensor, torch.Tensor],
     y_real: torch.Tensor | None,
-    rng: torch.Generator,
+    draws: Draws,
 ) -> torch.Tensor | float:
     """D's regularizers on (images, logits) of reals and fakes: WGAN-GP's gradient penalty, R1 on
     the reals, R2 on the fakes (each only when its weight is above zero)."""
     total: torch.Tensor | float = 0.0
     if loss.gradient_penalty and tp.gp_weight > 0:
-        total = total + tp.gp_weight * gradient_penalty(D, real[0], fake[0], y_real, rng)
+        total = total + tp.gp_weight * gradient_penalty(D, real[0], fake[0], y_real, draws)
     if tp.r1_gamma > 0:
         total = total + 0.5 * tp.r1_gamma * zero_centred_penalty(real[1], real[0])
     if tp.r2_gamma > 0:
@@ -372,14 +400,14 @@ def _paired_real_logits(
     pair: Pair,
     real: torch.Tensor,
     tp: TrainParams,
-    rng: torch.Generator,
+    draws: Draws,
 ) -> torch.Tensor | None:
     """D's logits on the reals that a relativistic G loss compares its fakes with (no gradient:
     G's gradient flows through the fakes only); None for the other losses, at no cost."""
     if not loss.relativistic:
         return None
     with torch.no_grad():
-        return D(_augment(pair.shown(real.detach()), tp, rng), pair.y_real).float()
+        return D(_augment(pair.shown(real.detach()), tp, draws), pair.y_real).float()
 
 
 def _history_row(
