@@ -118,7 +118,7 @@ def serve_process(model: str, *args: str, cwd: Path | None = None) -> Iterator[s
 
 
 def restoration_spec(task: str, channels: int = 3) -> ArchSpec:
-    """A tiny U-Net of ``task`` (superres: x2): size_multiple 4 (2 for superres), random weights."""
+    """A tiny U-Net of ``task`` (superres: x2): size_multiple 4 (input pixels), random weights."""
     return ArchSpec(
         arch="unet",
         latent_dim=0,

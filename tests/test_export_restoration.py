@@ -21,7 +21,7 @@ TOLERANCE = 1e-3  # export.parity_tolerance's default
 # task -> (image channels, scale, input name, input channels, input size multiple)
 TASKS = {
     "inpaint": (3, 1, "masked_image", 4, 4),
-    "superres": (1, 2, "low_res_image", 1, 2),
+    "superres": (1, 2, "low_res_image", 1, 4),
     "colorize": (3, 1, "luminance", 1, 4),
 }
 

@@ -15,7 +15,6 @@ the output back.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -50,9 +49,9 @@ def input_channels(spec: ArchSpec) -> int:
 
 
 def size_multiple(spec: ArchSpec) -> int:
-    """What the input's height and width must be a multiple of: times ``scale``, a multiple of 2**depth."""
-    levels = 2**spec.depth
-    return levels // math.gcd(levels, spec.scale)
+    """What the input's height and width must be a multiple of: the U-Net halves them ``depth`` times
+    (at the input's size for every task, super-resolution included)."""
+    return 2**spec.depth
 
 
 def trained_input_size(spec: ArchSpec) -> int:

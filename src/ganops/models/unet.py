@@ -7,8 +7,10 @@ whole contract (what goes in, what comes out) and a server needs nothing else:
 
 - inpaint: in = image x (1 - mask) and the mask (1 = hole); the U-Net's output fills the hole
   and the known pixels pass through unchanged;
-- superres: in = the low-resolution image; it is upscaled bicubically by ``scale`` and the U-Net
-  adds the detail (a residual, so an untrained network starts at the bicubic baseline);
+- superres: in = the low-resolution image; the U-Net works at its size and a sub-pixel convolution
+  (pixel shuffle, Shi et al., 2016) turns its features into the detail added to the bicubic upscale
+  by ``scale`` (a residual, so an untrained network starts near the bicubic baseline). At the
+  input's size the U-Net costs 1/scale**2 of what it would at the output's;
 - colorize: in = the luminance (colour.luminance); the U-Net predicts the chroma and the output
   keeps the input's luminance exactly.
 
@@ -81,11 +83,12 @@ class Upscaler(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.scale = spec.scale
-        self.unet = UNet(spec.channels, spec.channels, spec.g_width, spec.depth)
+        self.unet = UNet(spec.channels, spec.channels * spec.scale**2, spec.g_width, spec.depth)
+        self.to_output_size = nn.PixelShuffle(spec.scale)  # (C x scale**2, H, W) -> (C, scale x H, scale x W)
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(low, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return (up + self.unet(up)).clamp(-1, 1)
+        return (up + self.to_output_size(self.unet(low))).clamp(-1, 1)
 
 
 class Colorizer(nn.Module):
