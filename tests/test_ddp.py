@@ -165,7 +165,8 @@ def test_a_killed_worker_fails_the_stage_and_the_next_run_resumes(project, tmp_p
     )
     deadline = time.monotonic() + 120
     while not list((root / "models" / "checkpoints").glob("*/step_*.pt")):
-        assert stage.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        assert stage.poll() is None, stage.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint was written"
         time.sleep(0.02)
     (rank_one,) = [
         p for p in psutil.Process(stage.pid).children(recursive=True) if p.environ().get("RANK") == "1"
@@ -194,6 +195,12 @@ def test_a_killed_worker_fails_the_stage_and_the_next_run_resumes(project, tmp_p
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming from step {kept} of {kept + 5}" in again.stderr
     assert (root / "models" / "generator.pt").is_file()
+
+    params["train"] |= {"max_steps": kept + 8, "processes": 1}  # finished, so not resumed: no refusal
+    write_params(root / "params.yaml", params)
+    longer = _train(root)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "starts at step 0" in longer.stderr
 
 
 def test_torchrun_by_hand_resumes_the_stage_launched_run(runs, tmp_path):

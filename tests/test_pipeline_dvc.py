@@ -291,7 +291,8 @@ def test_exp_run_trains_data_parallel_inside_dvc_and_a_killed_worker_resumes(pro
     deadline = time.monotonic() + 300
     started = time.time()
     while not [p for p in (root / "models/checkpoints").glob("*/step_*.pt") if p.stat().st_mtime > started]:
-        assert stage.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        assert stage.poll() is None, stage.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint was written"
         time.sleep(0.02)
     workers = psutil.Process(stage.pid).children(recursive=True)
     next(p for p in workers if p.environ().get("RANK") == "1").kill()

@@ -31,6 +31,7 @@ _NAME = re.compile(r"step_(\d{8})\.pt$")
 KEEP_STEPS = 2
 KEEP_RUNS = 3
 RUN_RECORD = "run.json"  # what the fingerprint was made of, for people; its mtime marks last use
+FINISHED = "finished.json"  # the step at which the run last finished (a later checkpoint: interrupted)
 
 
 def run_folder(root: Path, fingerprint: str) -> Path:
@@ -74,10 +75,16 @@ def load_latest(folder: Path, fingerprint: str, max_step: int) -> dict | None:
     return None
 
 
+def mark_finished(folder: Path, step: int) -> None:
+    write_json(folder / FINISHED, {"step": step})
+
+
 def unfinished_with_other_world_size(root: Path, material: dict, total: int) -> tuple[Path, int, int] | None:
-    """A run of the same settings trained by another number of processes that stopped before
-    ``total`` steps: its folder, world size and last step. It cannot be resumed exactly (the world
-    size changes the bits), so the caller refuses to start over beside it."""
+    """A run of the same settings trained by another number of processes that was interrupted (it
+    has a checkpoint after the step it last finished at) before ``total`` steps: its folder, world
+    size and last step. It cannot be resumed exactly (the world size changes the bits), so the
+    caller refuses to start over beside it. A run that finished is left alone: a longer run with
+    another world size starts its own."""
 
     def without_world_size(record: dict) -> dict:
         return {key: value for key, value in record.items() if key != "world_size"}
@@ -91,11 +98,12 @@ def unfinished_with_other_world_size(root: Path, material: dict, total: int) -> 
             continue
         theirs = json.loads(record.read_text())
         steps = [step for step, _ in _by_step(folder)]
+        finished = json.loads((folder / FINISHED).read_text())["step"] if (folder / FINISHED).is_file() else 0
         if (
             theirs.get("world_size", 1) != ours.get("world_size", 1)
             and without_world_size(theirs) == without_world_size(ours)
             and steps
-            and max(steps) < total
+            and finished < max(steps) < total
         ):
             return folder, theirs.get("world_size", 1), max(steps)
     return None

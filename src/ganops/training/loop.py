@@ -291,6 +291,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
             write_csv(paths.live, state.live, LiveRow)
         checkpoint.publish_folder(grids, paths.samples)
         save_generator(paths.generator, ema.shadow, spec, step=total)
+        checkpoint.mark_finished(run_dir, total)
         checkpoint.prune_runs(paths.checkpoints, keep=run_dir)
         _say_which_weights(state.live, total)
     return TrainResult(
