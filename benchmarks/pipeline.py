@@ -28,16 +28,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import fabricate_images, tiny_params, write_idx, write_params  # noqa: E402
+from ganops.stages import DVC_FILES, declared_stages  # noqa: E402
+
+from conftest import (  # noqa: E402
+    copy_from_repo,
+    fabricate_images,
+    stages_dvc_ran,
+    tiny_params,
+    write_idx,
+    write_params,
+)
 
 TARGETS = {"no-op dvc repro": 3.0, "ganops --help": 1.0}
-# Stages dvc.yaml marks always_changed (validate: it checks params.yaml first on every repro).
+# Stages the DVC files mark always_changed (validate: it checks params.yaml first on every repro).
 ALWAYS_RUNS = [
-    name for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items()
+    name for stages in declared_stages(REPO).values() for name, stage in stages.items()
     if stage.get("always_changed")
 ]  # fmt: skip
 
@@ -78,8 +86,7 @@ def project(root: Path) -> dict:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     shutil.copytree(REPO / "src", root / "src", ignore=ignore)
     shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=ignore)
-    shutil.copy(REPO / "dvc.yaml", root)
-    shutil.copy(REPO / ".gitignore", root)
+    copy_from_repo(root, *DVC_FILES, ".gitignore")
     from ganops.config import parse_params
 
     write_params(root / "params.yaml", parse_params(tiny_params(data)).model_dump())
@@ -124,7 +131,7 @@ def main() -> None:
         run("first dvc repro", ["dvc", "repro"], root, env)
         for _ in range(args.repeats):
             seconds, out = run("no-op dvc repro", ["dvc", "repro"], root, env)
-            reran = [s for s in re.findall(r"Running stage '(\w+)'", out) if s not in ALWAYS_RUNS]
+            reran = [s for s in stages_dvc_ran(out) if s not in ALWAYS_RUNS]
             if reran:
                 fail(f"no-op dvc repro reran {', '.join(reran)}:\n{out[-1500:]}")
             results.setdefault("no-op dvc repro", []).append(seconds)

@@ -22,7 +22,7 @@ from ganops.rawdata import fingerprint
 
 def timed(data: DataParams, cache: Path) -> tuple[float, dict]:
     began = time.perf_counter()
-    result = fingerprint(data, cache)
+    result = fingerprint(data.source, data.root, cache)
     return time.perf_counter() - began, result
 
 

@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import stages_dvc_ran  # noqa: E402
+
 ROWS = ("psnr_y", "ssim_y", "psnr_hole", "fid_domain", "colourfulness", "chroma_error", "colour_js")
 
 
@@ -50,7 +53,7 @@ def run_experiment(workspace: Path, spec: str, temp: bool) -> dict:
     speed = re.search(r"trained (\d+) steps .* at (\d+) images/s", done.stdout + done.stderr)
     return {
         "experiment": spec,
-        "ran": re.findall(r"Running stage '(\w+)'", done.stdout),
+        "ran": stages_dvc_ran(done.stdout),
         "wall_s": wall,  # the whole `dvc exp run`: evalset, train, evaluate, export, register
         "train_images_per_s": float(speed.group(2)) if speed else None,
         "metrics": row["data"]["metrics"]["reports/metrics.json"]["data"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -12,6 +14,21 @@ import pytest
 import yaml
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stages_dvc_ran(output: str) -> list[str]:
+    """The stages a `dvc repro` or `dvc exp run` ran, in order, read from its output: DVC names a
+    stage 'NAME', or 'FILE:NAME' when another DVC file than dvc.yaml declares it (validate)."""
+    return re.findall(r"Running stage '(?:[^':]+:)?(\w+)'", output)
+
+
+def copy_from_repo(root: Path, *names: str) -> None:
+    """The repository's files ``names`` (paths relative to it), copied to the same places under ``root``."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from ganops.config import parse_params
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
 from ganops.models.io import save_generator
-from ganops.stages import Layout
+from ganops.stages import BY_NAME, Layout
 from ganops.stages.evaluator import run as train_evaluator
 from ganops.stages.export import run as export
 from ganops.stages.prepare import run as prepare
@@ -298,7 +298,7 @@ def test_pipeline_benchmark_builds_a_valid_throw_away_project(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     env = module.project(tmp_path)
-    module.run("validate", ["dvc", "repro", "validate"], tmp_path, env)  # exits on failure
+    module.run("validate", ["dvc", "repro", BY_NAME["validate"].target], tmp_path, env)  # exits on failure
     status = subprocess.run(
         ["dvc", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
     )

@@ -9,33 +9,43 @@ from pathlib import Path
 import pytest
 
 from ganops import codedeps
+from ganops.stages import BY_NAME, DVC_FILES
+
+from conftest import copy_from_repo
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_dvc_yaml_lists_exactly_the_code_each_stage_imports():
-    problems = codedeps.drift(REPO / "dvc.yaml")
+    problems = codedeps.drift(REPO)
     assert problems == {}, f"{problems}; run `python -m ganops.codedeps --write`"
 
 
 def test_dvc_yaml_lists_exactly_the_stage_tables_paths_and_params():
-    assert codedeps.table_drift(REPO / "dvc.yaml") == []
+    assert codedeps.table_drift(REPO) == []
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "complaint"),
+    ("file", "old", "new", "complaint"),
     [
-        ("      - models/generator.onnx\n", "      - models/generator_v2.onnx\n", "export outs"),
-        ("      - models/evaluator.pt        #", "      - models/evaluator_old.pt    #", "train deps"),
-        ("      - export\n", "      - export.opset\n", "export params"),
+        ("dvc.yaml", "      - models/generator.onnx\n", "      - models/generator_v2.onnx\n", "export outs"),
+        (
+            "dvc.yaml",
+            "      - models/evaluator.pt        #",
+            "      - models/evaluator_old.pt    #",
+            "train deps",
+        ),
+        ("dvc.yaml", "      - export\n", "      - export.opset\n", "export params"),
+        (BY_NAME["validate"].dvcfile, "    wdir: ../..\n", "", "validate wdir"),
+        (BY_NAME["validate"].dvcfile, "  validate:\n", "  check:\n", "stages"),
     ],
 )
-def test_a_drifted_path_or_params_key_fails_the_check(tmp_path, old, new, complaint):
-    text = (REPO / "dvc.yaml").read_text()
+def test_a_drifted_path_or_params_key_fails_the_check(tmp_path, file, old, new, complaint):
+    copy_from_repo(tmp_path, *DVC_FILES)
+    text = (tmp_path / file).read_text()
     assert old in text
-    drifted = tmp_path / "dvc.yaml"
-    drifted.write_text(text.replace(old, new, 1))
-    problems = codedeps.table_drift(drifted)
+    (tmp_path / file).write_text(text.replace(old, new, 1))
+    problems = codedeps.table_drift(tmp_path)
     assert any(line.startswith(complaint) for line in problems), problems
 
 

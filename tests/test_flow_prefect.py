@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganops.stages import DVC_FILES
 from ganops.stages import STAGES as PIPELINE_STAGES
 
-from conftest import tiny_params, write_params
+from conftest import copy_from_repo, stages_dvc_ran, tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -45,8 +45,7 @@ def project(tiny_idx, tmp_path, monkeypatch):
     shutil.copytree(
         REPO / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, tmp_path)
+    copy_from_repo(tmp_path, *DVC_FILES, ".dvcignore")
     write_params(tmp_path / "params.yaml", tiny_params(tiny_idx))
     for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
         monkeypatch.delenv(key)
@@ -63,7 +62,7 @@ def dvc_repro(project: Path) -> list[str]:
         ["dvc", "repro"], cwd=project, capture_output=True, text=True, timeout=600, env=_dvc_env()
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return re.findall(r"Running stage '(\w+)'", result.stdout)
+    return stages_dvc_ran(result.stdout)
 
 
 def set_lr(project: Path, lr: float) -> None:

@@ -6,7 +6,6 @@ import gzip
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,10 @@ import pytest
 import yaml
 
 from ganops.config import parse_params
-from ganops.stages import STAGES
+from ganops.stages import DVC_FILES, STAGES
 from serve_helpers import serve_process
 
-from conftest import tiny_params, write_params
+from conftest import copy_from_repo, stages_dvc_ran, tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -34,7 +33,7 @@ def sh(cmd: list[str], cwd: Path, env: dict) -> str:
 
 
 def ran(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
+    return stages_dvc_ran(output)
 
 
 STAGES = list(STAGES)
@@ -45,8 +44,7 @@ def new_project(root: Path, params: dict) -> tuple[Path, dict]:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     shutil.copytree(REPO / "src", root / "src", ignore=ignore)
     shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=ignore)  # the Prefect flow, as in a clone
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        shutil.copy(REPO / name, root)
+    copy_from_repo(root, *DVC_FILES, ".gitignore", ".dvcignore")
     # Every key spelled out, as in the repository's params.yaml, so `dvc exp run -S` can set any of them.
     write_params(root / "params.yaml", parse_params(params).model_dump())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

@@ -25,9 +25,10 @@ import httpx
 import pytest
 from cronsim import CronSim
 
+from ganops.stages import DVC_FILES
 from ganops.stages import STAGES as PIPELINE_STAGES
 
-from conftest import tiny_params, write_params
+from conftest import copy_from_repo, tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = list(PIPELINE_STAGES)
@@ -50,8 +51,7 @@ def project(tiny_idx, tmp_path_factory) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for folder in ("src", "pipelines"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root)
+    copy_from_repo(root, *DVC_FILES, ".dvcignore")
     write_params(root / "params.yaml", tiny_params(tiny_idx))
     subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
     return root

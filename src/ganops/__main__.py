@@ -1,3 +1,3 @@
-from ganops.cli import main
+from ganops.entry import main
 
 main()

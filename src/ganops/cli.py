@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import typer
 
 from ganops.clitools import ParamsOption, user_errors
+from ganops.entry import setup_logging
 from ganops.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A reproducible GAN factory.")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "onnxscript", "torch.onnx", "onnx_ir"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _stage_command(name: str, doc: str) -> None:
@@ -77,7 +67,7 @@ _add_subcommands()
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
-    _setup_logging(verbose)
+    setup_logging(verbose)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 # The command line only dispatches to a stage (argument parsing, logging set-up): it cannot change
 # a stage's result, so a new CLI command must not rerun the pipeline.
-DISPATCH_ONLY = {"ganops.cli", "ganops.clitools", "ganops.__main__"}
+DISPATCH_ONLY = {"ganops.cli", "ganops.clitools", "ganops.entry", "ganops.__main__"}
 # The catalog lists the valid plugin names and nothing else: a name added there cannot change a
 # stage's result (the implementation that registers it is a dep).
 NAMES_ONLY_MODULES = {"ganops.catalog"}
@@ -116,19 +116,24 @@ def code_hash(files: Iterable[Path], package_dir: Path = PACKAGE_DIR) -> str:
 CODE_PREFIX = "src/"
 
 
-def _declared_stages(dvc_yaml: Path) -> dict:
-    import yaml
+def _declarations(root: Path) -> list[tuple[str, str, dict]]:
+    """(dvc file, stage name, entry) for every stage the project's DVC files declare."""
+    from ganops.stages import declared_stages
 
-    return yaml.safe_load(dvc_yaml.read_text())["stages"]
+    return [
+        (file, name, entry)
+        for file, stages in declared_stages(root).items()
+        for name, entry in stages.items()
+    ]
 
 
-def drift(dvc_yaml: Path) -> dict[str, tuple[list[str], list[str]]]:
-    """Per stage, the code deps dvc.yaml lacks and the ones it lists but the stage does not run.
+def drift(root: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Per stage, the code deps its DVC file lacks and the ones it lists but the stage does not run.
 
     ``validate`` is skipped: it runs on every repro (``always_changed``), so it needs no code deps.
     """
     found = {}
-    for name, stage in _declared_stages(dvc_yaml).items():
+    for _, name, stage in _declarations(root):
         if stage.get("always_changed"):
             continue
         declared = {d for d in _entries(stage.get("deps")) if d.startswith(CODE_PREFIX)}
@@ -138,18 +143,23 @@ def drift(dvc_yaml: Path) -> dict[str, tuple[list[str], list[str]]]:
     return found
 
 
-def table_drift(dvc_yaml: Path) -> list[str]:
-    """How dvc.yaml's stages, data deps, outputs and params differ from the stage table
+def table_drift(root: Path) -> list[str]:
+    """How the DVC files' stages, data deps, outputs and params differ from the stage table
     (``ganops.stages.PIPELINE`` with ``Layout``'s paths): one line per difference."""
     from ganops.stages import PIPELINE, Layout
 
-    declared, layout, problems = _declared_stages(dvc_yaml), Layout(Path(".")), []
-    if list(declared) != [stage.name for stage in PIPELINE]:
+    layout, problems = Layout(Path(".")), []
+    declared = {name: (file, entry) for file, name, entry in _declarations(root)}
+    where = [(name, file) for file, name, _ in _declarations(root)]
+    if where != [(stage.name, stage.dvcfile) for stage in PIPELINE]:
         problems.append(
-            f"stages: dvc.yaml has {list(declared)}, the stage table {[s.name for s in PIPELINE]}"
+            f"stages: the DVC files declare {where}, the stage table {[(s.name, s.dvcfile) for s in PIPELINE]}"
         )
     for stage in PIPELINE:
-        entry = declared.get(stage.name, {})
+        file, entry = declared.get(stage.name, (stage.dvcfile, {}))
+        workdir = (root / file).parent / entry.get("wdir", ".")
+        if workdir.resolve() != root.resolve():  # paths below are relative to the project root
+            problems.append(f"{stage.name} wdir: {file} runs it in {workdir}, not the project root")
         sides = {
             "deps": (
                 {d for d in _entries(entry.get("deps")) if not d.startswith(CODE_PREFIX)},
@@ -164,7 +174,7 @@ def table_drift(dvc_yaml: Path) -> list[str]:
         for what, (in_yaml, in_table) in sides.items():
             if in_yaml != in_table:
                 problems.append(
-                    f"{stage.name} {what}: dvc.yaml lacks {sorted(in_table - in_yaml) or 'nothing'}, "
+                    f"{stage.name} {what}: {file} lacks {sorted(in_table - in_yaml) or 'nothing'}, "
                     f"lists {sorted(in_yaml - in_table) or 'nothing'} that the stage table does not"
                 )
     return problems
@@ -175,44 +185,49 @@ def _entries(items: list | None) -> list[str]:
     return [next(iter(item)) if isinstance(item, dict) else str(item) for item in items or []]
 
 
-def write(dvc_yaml: Path) -> None:
+def write(root: Path) -> None:
     """Rewrite each stage's code deps in place (round trip: other deps and comments are kept)."""
     from ruamel.yaml import YAML
+
+    from ganops.stages import DVC_FILES
 
     ruamel = YAML()
     ruamel.indent(mapping=2, sequence=4, offset=2)
     ruamel.width = 4096
-    tree = ruamel.load(dvc_yaml.read_text())
-    for name, stage in tree["stages"].items():
-        if stage.get("always_changed"):
-            continue
-        deps = stage["deps"]
-        for i in reversed(range(len(deps))):
-            if isinstance(deps[i], str) and deps[i].startswith(CODE_PREFIX):
-                del deps[i]
-        deps.extend(as_deps(stage_closure(name)))
-    with open(dvc_yaml, "w") as f:
-        ruamel.dump(tree, f)
+    for file in DVC_FILES:
+        tree = ruamel.load((root / file).read_text())
+        changing = {name: stage for name, stage in tree["stages"].items() if not stage.get("always_changed")}
+        for name, stage in changing.items():
+            deps = stage["deps"]
+            for i in reversed(range(len(deps))):
+                if isinstance(deps[i], str) and deps[i].startswith(CODE_PREFIX):
+                    del deps[i]
+            deps.extend(as_deps(stage_closure(name)))
+        if changing:
+            with open(root / file, "w") as f:
+                ruamel.dump(tree, f)
 
 
 def main(argv: list[str]) -> int:
-    dvc_yaml = Path("dvc.yaml")
+    root = Path(".")
     if argv == ["--write"]:
-        write(dvc_yaml)
+        write(root)
         return 0
     if argv == ["--check"]:
-        problems = drift(dvc_yaml)
+        problems = drift(root)
         for name, (missing, extra) in problems.items():
             print(f"{name}: add {missing or 'nothing'}; remove {extra or 'nothing'}")
         if problems:
             print(
                 "dvc.yaml's code deps differ from what the stages import: run `python -m ganops.codedeps --write`"
             )
-        paths = table_drift(dvc_yaml)
+        paths = table_drift(root)
         for line in paths:
             print(line)
         if paths:
-            print("dvc.yaml differs from the stage table in src/ganops/stages/__init__.py: make them agree")
+            print(
+                "the DVC files differ from the stage table in src/ganops/stages/__init__.py: make them agree"
+            )
         return 1 if problems or paths else 0
     if argv:
         print("usage: python -m ganops.codedeps [--check | --write]")

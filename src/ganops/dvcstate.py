@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ganops.errors import ConfigError
+from ganops.stages import BY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ def locked_repo(root: Path) -> Iterator[object]:
 
 def changes(repo, stage: str) -> list:
     """What DVC would rerun ``stage`` for (changed deps/params/outs, 'always changed'); [] if nothing."""
-    return repo.status(targets=[stage]).get(stage, [])
+    target = BY_NAME[stage].target
+    return repo.status(targets=[target]).get(target, [])
 
 
 def record(repo, stage: str) -> None:
-    """Write the stage's current deps, params and outputs into dvc.lock (and outputs into DVC's cache)."""
-    repo.commit(stage, force=True)
+    """Write the stage's current deps, params and outputs into its lock file (and outputs into DVC's cache)."""
+    repo.commit(BY_NAME[stage].target, force=True)

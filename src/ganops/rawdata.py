@@ -17,22 +17,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganops.config import DataParams
-from ganops.data.cifar import FOLDER as CIFAR_FOLDER
-from ganops.data.sources import FASHION_MNIST, MNIST, RAW_DIR
+from ganops.data.locations import BUNDLED, DEFAULT_LOCATIONS
 from ganops.errors import ConfigError
 from ganops.files import sha256_file
 
 log = logging.getLogger(__name__)
-
-# Where each source looks when data.root is null, in its own order of preference.
-DEFAULT_LOCATIONS: dict[str, tuple[Path, ...]] = {
-    "fashion-mnist": (FASHION_MNIST.debian_dir, RAW_DIR / FASHION_MNIST.torchvision_class / "raw"),
-    "mnist": (MNIST.debian_dir, RAW_DIR / MNIST.torchvision_class / "raw"),
-    "cifar10": (RAW_DIR / CIFAR_FOLDER,),
-    "celeba": (RAW_DIR / "celeba",),
-}
-BUNDLED = {"digits": "scikit-learn"}  # sources whose data ships inside a package
 
 
 @dataclass(frozen=True)
@@ -82,31 +71,25 @@ class HashCache:
         self.db.close()
 
 
-def locate(data: DataParams) -> Path | None:
-    """The file or folder the source reads, or None when it has none (bundled) or none exists yet."""
-    if data.root is not None:
-        root = Path(data.root)
-        if not root.exists():
+def locate(source: str, root: str | None) -> Path | None:
+    """The file or folder ``source`` reads (``data.source``, ``data.root``), or None when it has none
+    (bundled) or none exists yet."""
+    if root is not None:
+        if not Path(root).exists():
             raise ConfigError(
-                f"data.root: {root} does not exist; point it at the folder holding the {data.source} files"
+                f"data.root: {root} does not exist; point it at the folder holding the {source} files"
             )
-        return root
-    return next((p for p in DEFAULT_LOCATIONS.get(data.source, ()) if p.exists()), None)
+        return Path(root)
+    return next((p for p in DEFAULT_LOCATIONS.get(source, ()) if p.exists()), None)
 
 
-def fingerprint(data: DataParams, cache_path: Path) -> dict:
+def fingerprint(source: str, root: str | None, cache_path: Path) -> dict:
     """Names, sizes and content of the raw files, folded into one sha256 (no absolute paths)."""
-    if data.source in BUNDLED:
-        return {
-            "source": data.source,
-            "files": 0,
-            "bytes": 0,
-            "sha256": None,
-            "bundled_with": BUNDLED[data.source],
-        }
-    location = locate(data)
+    if source in BUNDLED:
+        return {"source": source, "files": 0, "bytes": 0, "sha256": None, "bundled_with": BUNDLED[source]}
+    location = locate(source, root)
     if location is None:  # prepare will try the source's downloader, and say so if it fails
-        return {"source": data.source, "files": 0, "bytes": 0, "sha256": None, "note": "not found yet"}
+        return {"source": source, "files": 0, "bytes": 0, "sha256": None, "note": "not found yet"}
     cache = HashCache(cache_path)
     try:
         base = location if location.is_dir() else location.parent
@@ -119,7 +102,7 @@ def fingerprint(data: DataParams, cache_path: Path) -> dict:
     for entry in entries:
         digest.update(f"{entry.name}\0{entry.size}\0{entry.sha256}\n".encode())
     return {
-        "source": data.source,
+        "source": source,
         "files": len(entries),
         "bytes": sum(e.size for e in entries),
         "sha256": digest.hexdigest(),

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ganops.errors import ConfigError
+from ganops.stages import declared_stages
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,8 @@ def _names(entries: list) -> tuple[str, ...]:
 
 
 def read_stages(root: Path) -> dict[str, StageSpec]:
-    path = root / "dvc.yaml"
-    if not path.exists():
-        raise ConfigError(f"{path}: not found; run from the project root (the folder holding dvc.yaml)")
-    stages = yaml.safe_load(path.read_text())["stages"]
+    """Every stage the project's DVC files declare (their paths are relative to the project root)."""
+    stages = {name: entry for declared in declared_stages(root).values() for name, entry in declared.items()}
     return {
         name: StageSpec(
             name,

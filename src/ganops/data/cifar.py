@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.sources import RAW_DIR, SOURCES, LoadOptions, RawDataset, Split
+from ganops.data.locations import CIFAR_FOLDER as FOLDER
+from ganops.data.locations import RAW_DIR
+from ganops.data.sources import SOURCES, LoadOptions, RawDataset, Split
 from ganops.errors import DataError
 
-FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

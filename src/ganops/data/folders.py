@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, image_files
+from ganops.data.locations import RAW_DIR
 from ganops.data.patches import decode_patches, index_in_split
-from ganops.data.sources import RAW_DIR, SOURCES, LoadOptions, RawDataset, Split, held_out
+from ganops.data.sources import SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
 

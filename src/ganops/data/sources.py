@@ -21,12 +21,17 @@ import numpy as np
 
 from ganops import catalog
 from ganops.data.idx import read_idx
+from ganops.data.locations import (
+    DEFAULT_LOCATIONS,
+    IDX_DEBIAN_DIRS,
+    RAW_DIR,
+    TORCHVISION_CLASSES,
+    torchvision_raw_dir,
+)
 from ganops.errors import DataError
 from ganops.plugins import Registry
 
 log = logging.getLogger(__name__)
-
-RAW_DIR = Path("data/raw")
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,6 @@ class IdxLayout:
     """An MNIST-style dataset: four IDX files, shipped by Debian and by torchvision's mirrors."""
 
     name: str
-    debian_dir: Path
-    torchvision_class: str
     class_names: tuple[str, ...]
     files = {
         "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -104,17 +107,17 @@ class IdxLayout:
         """Fetch through torchvision into ``raw_dir``; returns the folder holding the IDX files."""
         import torchvision.datasets
 
-        dataset_cls = getattr(torchvision.datasets, self.torchvision_class)
+        dataset_cls = getattr(torchvision.datasets, TORCHVISION_CLASSES[self.name])
         try:
             for train in (True, False):
                 dataset_cls(root=str(raw_dir), train=train, download=True)
         except Exception as err:  # torchvision raises URLError, RuntimeError, ... when offline
             raise DataError(
-                f"{self.name}: not found in {self.debian_dir} or {raw_dir}, and the download failed ({err}). "
+                f"{self.name}: not found in {IDX_DEBIAN_DIRS[self.name]} or {raw_dir}, and the download failed ({err}). "
                 f"Install it with `apt-get install dataset-{self.name}` (Debian), or copy the four IDX files "
                 f"({', '.join(s for pair in self.files.values() for s in pair)}) into a folder and set data.root"
             ) from None
-        return raw_dir / self.torchvision_class / "raw"
+        return torchvision_raw_dir(self.name)
 
     def load(self, root: Path | None, options: LoadOptions | None = None) -> RawDataset:
         if root is not None:
@@ -126,10 +129,9 @@ class IdxLayout:
                     "fix data.root or set it to null to use the default locations"
                 )
         else:
-            found = self.find(self.debian_dir)
+            found = next(filter(None, map(self.find, DEFAULT_LOCATIONS[self.name])), None)
             if found is None:
-                tv_dir = RAW_DIR / self.torchvision_class / "raw"
-                found = self.find(tv_dir) or self.find(self.download(RAW_DIR))
+                found = self.find(self.download(RAW_DIR))
         splits = {split: self._read(*paths) for split, paths in found.items()}
         origin = str(found["train"][0].parent)
         return RawDataset(self.name, origin, splits["train"], splits["test"], self.class_names)
@@ -148,11 +150,9 @@ class IdxLayout:
 
 FASHION_MNIST = IdxLayout(
     "fashion-mnist",
-    Path("/usr/share/datasets/fashion-mnist"),
-    "FashionMNIST",
     ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"),
 )
-MNIST = IdxLayout("mnist", Path("/usr/share/datasets/mnist"), "MNIST", tuple(str(d) for d in range(10)))
+MNIST = IdxLayout("mnist", tuple(str(d) for d in range(10)))
 
 SOURCES.register("fashion-mnist")(FASHION_MNIST.load)
 SOURCES.register("mnist")(MNIST.load)

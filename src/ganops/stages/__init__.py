@@ -6,6 +6,8 @@ anywhere else. Paths are relative to a project root, so tests can run stages in 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,12 @@ class Stage:
         str, ...
     ] = ()  # params.yaml sections or keys; the cpu section where torch shapes the outputs
     report: str = ""  # the JSON file that summarizes its result (what run() returns)
+    dvcfile: str = "dvc.yaml"  # the DVC file that declares it, relative to the project root
+
+    @property
+    def target(self) -> str:
+        """How DVC's commands and API address it (``dvc status TARGET``)."""
+        return self.name if self.dvcfile == "dvc.yaml" else f"{self.dvcfile}:{self.name}"
 
     @property
     def pins_cpu(self) -> bool:
@@ -39,6 +47,9 @@ PIPELINE = (
         "Check params.yaml and record library versions and the raw data's fingerprint (runs first).",
         writes=("libraries", "source"),
         report="libraries",
+        # Its own DVC file, so the lock file DVC rewrites on every repro is a small one (that file
+        # says why it matters).
+        dvcfile="reports/inputs/dvc.yaml",
     ),
     Stage(
         "prepare",
@@ -110,6 +121,22 @@ PIPELINE = (
 )
 STAGES = tuple(stage.name for stage in PIPELINE)
 BY_NAME = {stage.name: stage for stage in PIPELINE}
+DVC_FILES = tuple(dict.fromkeys(stage.dvcfile for stage in PIPELINE))
+
+
+def declared_stages(root: Path) -> dict[str, dict]:
+    """What the DVC files declare, per file (``DVC_FILES``): {dvcfile: {stage name: its entry}}."""
+    import yaml
+
+    from ganops.errors import ConfigError
+
+    declared = {}
+    for name in DVC_FILES:
+        path = Path(root) / name
+        if not path.is_file():
+            raise ConfigError(f"{path}: not found; run from the project root (the folder holding dvc.yaml)")
+        declared[name] = yaml.safe_load(path.read_text()).get("stages", {})
+    return declared
 
 
 @dataclass(frozen=True)
@@ -219,6 +246,11 @@ class Layout:
         """Wall times and other facts of one run on this machine: kept out of git and DVC."""
         return self.root / "logs" / f"{stage}.json"
 
+    @property
+    def verdict(self) -> Path:
+        """validate's memory of the last params check that passed (stages/validate.py): untracked."""
+        return self.root / ".ganops" / "validated.json"
+
     def lock(self, stage: str) -> Path:
         return self.root / ".ganops" / "locks" / f"{stage}.lock"
 
@@ -228,21 +260,11 @@ class Layout:
 
 
 def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
-    """Validate params, then run one stage under its workspace lock; returns its summary.
-
-    The lock keeps two runners (DVC and Prefect, or two shells) from interleaving writes to the
-    same outputs; the second one waits and says so. When and how long the stage ran goes to its
-    untracked timing log (logs/<stage>.json), never into a DVC-tracked output.
-    """
+    """Validate params, then run one stage under its workspace lock; returns its summary."""
     import importlib
-    import os
-    import time
-    from datetime import UTC, datetime
 
     from ganops import cpu
     from ganops.config import load_params
-    from ganops.files import read_json, write_json
-    from ganops.locks import stage_lock
 
     params = load_params(params_path)  # validation happens before any output is touched
     pins_cpu = BY_NAME[name].pins_cpu
@@ -250,23 +272,44 @@ def run_stage(name: str, params_path: Path, root: Path = Path(".")) -> dict:
         cpu.pin(params.cpu)  # before the stage's module imports torch
     module = importlib.import_module(f"ganops.stages.{name}")
     layout = Layout(root)
+    with timed_stage(name, layout) as facts:
+        if pins_cpu:
+            facts.update(cpu.check(params.cpu))
+        return module.run(params, layout, params_path=params_path)
+
+
+@contextlib.contextmanager
+def timed_stage(name: str, layout: Layout) -> Iterator[dict]:
+    """Hold the stage's workspace lock while the block runs; if it succeeds, write its timing log.
+
+    The lock keeps two runners (DVC and Prefect, or two shells) from interleaving writes to the
+    same outputs; the second one waits and says so. When and how long the stage ran goes to its
+    untracked timing log (logs/<stage>.json), never into a DVC-tracked output, with the facts the
+    block put in the yielded dict.
+    """
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    from ganops.files import read_json, write_json
+    from ganops.locks import stage_lock
+
     with stage_lock(layout.lock(name), name):
         started, began = datetime.now(UTC), time.perf_counter()
-        kernels = cpu.check(params.cpu) if pins_cpu else {}
-        result = module.run(params, layout, params_path=params_path)
+        facts: dict = {}
+        yield facts
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 keeps the log
             log_path = layout.timings(name)
             fresh = log_path.exists() and log_path.stat().st_mtime >= started.timestamp()
-            facts = read_json(log_path) if fresh else {}  # what the stage itself recorded this run
+            own = read_json(log_path) if fresh else {}  # what the stage itself recorded this run
             write_json(
                 log_path,
                 {
-                    **kernels,
-                    **facts,  # a launched train stage's rank 0 recorded its own kernels and threads
+                    **facts,
+                    **own,  # a launched train stage's rank 0 recorded its own kernels and threads
                     "stage": name,
                     "started": started.isoformat(timespec="seconds"),
                     "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                     "seconds": round(time.perf_counter() - began, 3),
                 },
             )
-    return result
