@@ -112,3 +112,24 @@ def test_the_remembered_path_loads_neither_the_cli_nor_pydantic(project):
     )
     subprocess.run([sys.executable, "-c", code], cwd=project, check=True, timeout=60)
     assert remembered(project)
+
+
+def test_a_second_runner_of_a_stage_waits_for_the_first(project):
+    """The workspace lock of a stage (ganops.locks): another process holding it makes validate wait, and say so."""
+    import select
+
+    from ganops.locks import stage_lock
+
+    with stage_lock(Layout(project).lock("validate"), "validate"):
+        second = subprocess.Popen(
+            [sys.executable, "-m", "ganops", "validate"], cwd=project, stderr=subprocess.PIPE, text=True
+        )
+        said = ""
+        while "waiting for another run of the validate stage" not in said:
+            assert select.select([second.stderr], [], [], 60)[0], f"validate did not wait: {said}"
+            line = second.stderr.readline()
+            assert line, f"validate ended without waiting: {said}"
+            said += line
+        assert second.poll() is None  # it waits while the lock is held
+    _, rest = second.communicate(timeout=120)
+    assert second.returncode == 0, said + rest

@@ -148,9 +148,9 @@ def table_drift(root: Path) -> list[str]:
     (``ganops.stages.PIPELINE`` with ``Layout``'s paths): one line per difference."""
     from ganops.stages import PIPELINE, Layout
 
-    layout, problems = Layout(Path(".")), []
-    declared = {name: (file, entry) for file, name, entry in _declarations(root)}
-    where = [(name, file) for file, name, _ in _declarations(root)]
+    layout, problems, declarations = Layout(Path(".")), [], _declarations(root)
+    declared = {name: (file, entry) for file, name, entry in declarations}
+    where = [(name, file) for file, name, _ in declarations]
     if where != [(stage.name, stage.dvcfile) for stage in PIPELINE]:
         problems.append(
             f"stages: the DVC files declare {where}, the stage table {[(s.name, s.dvcfile) for s in PIPELINE]}"
