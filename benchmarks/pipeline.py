@@ -2,11 +2,11 @@
 
     python benchmarks/pipeline.py [--repeats 3] [--workspace DIR]
 
-Builds a throw-away project (git + DVC, the repository's src/, dvc.yaml and pipelines/, the tests'
+Builds a throw-away project (git + DVC, the repository's src/, DVC files and pipelines/, the tests'
 tiny params on fabricated Fashion-MNIST-format files), runs the pipeline once under DVC and then
-once under Prefect, and after each times what should do nothing: `dvc repro` again (target <= 3 s) and
-`python pipelines/flow.py` in a fresh process (every task a cache hit; this includes starting
-Prefect's temporary API server). Both run `validate`, always_changed in dvc.yaml, and nothing else.
+once under Prefect, and after each times what should do nothing: `dvc repro` again (target <= 1 s on
+idle cores) and `python pipelines/flow.py` in a fresh process (every task a cache hit; this includes
+starting Prefect's temporary API server). Both run `validate` (always_changed) and nothing else.
 Beside them, DVC's own floor: a no-op `dvc repro` of a throw-away repository with one trivial stage
 (the part of the no-op time no project can remove). `ganops --help` (target <= 1 s) is timed in the repository.
 The repository's own outputs are never touched. Each figure is the median of --repeats runs.
@@ -42,7 +42,7 @@ from conftest import (  # noqa: E402
     write_params,
 )
 
-TARGETS = {"no-op dvc repro": 3.0, "ganops --help": 1.0}
+TARGETS = {"no-op dvc repro": 1.0, "ganops --help": 1.0}  # the first: issue 22, on an idle machine
 # Stages the DVC files mark always_changed (validate: it checks params.yaml first on every repro).
 ALWAYS_RUNS = [
     name for stages in declared_stages(REPO).values() for name, stage in stages.items()
