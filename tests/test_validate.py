@@ -133,3 +133,22 @@ def test_a_second_runner_of_a_stage_waits_for_the_first(project):
         assert second.poll() is None  # it waits while the lock is held
     _, rest = second.communicate(timeout=120)
     assert second.returncode == 0, said + rest
+
+
+def test_versions_read_from_dist_info_folders_are_what_the_package_metadata_says():
+    from importlib import metadata
+
+    from ganops.environment import NUMERIC_LIBRARIES, installed_version
+    from ganops.stages.validate import VALIDATING_LIBRARIES
+
+    names = [d for dists in NUMERIC_LIBRARIES.values() for d in dists] + list(VALIDATING_LIBRARIES)
+    checked = 0
+    for name in names:
+        try:
+            expected = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            expected = None
+        assert installed_version(name) == expected, name
+        checked += expected is not None
+    assert checked >= 10  # torch, numpy, pydantic, PyYAML, ... are installed here
+    assert installed_version("no-such-distribution") is None

@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ganops
-from ganops.environment import library_versions
+from ganops.environment import installed_version, library_versions
 from ganops.files import read_json, write_json
 from ganops.rawdata import fingerprint, hash_cache_path
 from ganops.stages import Layout, timed_stage
@@ -72,7 +71,7 @@ def verdict_key(params_path: Path) -> str:
         digest.update(module.relative_to(package).as_posix().encode() + b"\0" + module.read_bytes())
     digest.update(sys.version.encode())
     for name in VALIDATING_LIBRARIES:
-        digest.update(f"\0{name}=={metadata.version(name)}".encode())
+        digest.update(f"\0{name}=={installed_version(name)}".encode())
     return digest.hexdigest()
 
 
