@@ -21,8 +21,10 @@ import numpy as np
 
 from ganops import colour
 from ganops.data.images import TooLarge, convert_channels, open_checked, to_rgb
+from ganops.errors import GanopsError
 from ganops.serve.contract import RestorationInfo, RestoreLimits
 from ganops.serve.images import png_bytes, to_uint8
+from ganops.telea import telea_fill
 
 # Super-resolution is local: a tile with enough context around it gives the same pixels as the whole
 # image. Inpainting a large hole and colorizing a scene need the whole picture, so those run untiled.
@@ -245,18 +247,9 @@ def baseline_bytes(
         upscaled = np.asarray(picture.resize(size, Image.Resampling.BICUBIC))
         return png_bytes(upscaled.reshape(size[1], size[0], -1))
     try:
-        import cv2
-    except ImportError:
-        raise BaselineUnavailable(
-            "OpenCV Telea needs opencv-python-headless; `pip install opencv-python-headless` where the server runs"
-        ) from None
-    holes = hole.astype(np.uint8)
-    if pixels.shape[2] == 3:  # OpenCV's order is BGR
-        filled = cv2.inpaint(np.ascontiguousarray(pixels[..., ::-1]), holes, 3, cv2.INPAINT_TELEA)[..., ::-1]
-    else:
-        filled = cv2.inpaint(np.ascontiguousarray(pixels), holes, 3, cv2.INPAINT_TELEA)
-    filled = filled.reshape(pixels.shape)
-    return png_bytes(np.where(hole[..., None], filled, pixels))
+        return png_bytes(telea_fill(pixels, hole))
+    except GanopsError as err:  # OpenCV is missing
+        raise BaselineUnavailable(f"{err}, where the server runs") from None
 
 
 def restore_bytes(

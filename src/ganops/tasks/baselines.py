@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganops.errors import GanopsError
+from ganops.telea import RADIUS, telea_fill
 
 
 def bicubic_upscale(low: Tensor, factor: int) -> Tensor:
@@ -25,18 +25,12 @@ def bicubic_upscale(low: Tensor, factor: int) -> Tensor:
     return high.clamp(-1, 1)
 
 
-def telea_inpaint(image: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
-    """OpenCV's Telea inpainting (fast marching) per image; ``mask`` is N1HW with 1 = hole.
+def telea_inpaint(image: Tensor, mask: Tensor, radius: int = RADIUS) -> Tensor:
+    """OpenCV's Telea inpainting (ganops.telea) per image; ``mask`` is N1HW with 1 = hole.
 
     OpenCV works on 8-bit images, so the filled pixels carry 8-bit rounding; the known pixels
     are copied back from ``image`` unchanged, bit for bit.
     """
-    try:
-        import cv2  # lazy: OpenCV takes a noticeable time to import and only this baseline needs it
-    except ImportError:
-        raise GanopsError(
-            "telea_inpaint: needs OpenCV (`pip install -c requirements.lock opencv-python-headless`)"
-        ) from None
     if image.ndim != 4 or image.shape[1] not in (1, 3):
         raise ValueError(f"telea_inpaint: expected NCHW with 1 or 3 channels, got {tuple(image.shape)}")
     if tuple(mask.shape) != (image.shape[0], 1, *image.shape[-2:]):
@@ -45,17 +39,10 @@ def telea_inpaint(image: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
             "pass one N1HW mask per image (1 = hole)"
         )
     hole = mask > 0.5
-    filled = []
-    for picture, holes in zip(image, hole, strict=True):
-        pixels = _to_uint8_hwc(picture)
-        holes8 = holes[0].cpu().numpy().astype(np.uint8)
-        # OpenCV's colour order is BGR; Telea treats channels alike, but keep the order right anyway.
-        if pixels.shape[2] == 3:
-            out = cv2.inpaint(np.ascontiguousarray(pixels[..., ::-1]), holes8, radius, cv2.INPAINT_TELEA)
-            out = out[..., ::-1]
-        else:
-            out = cv2.inpaint(pixels, holes8, radius, cv2.INPAINT_TELEA)
-        filled.append(_from_uint8_hwc(out.reshape(pixels.shape)))
+    filled = [
+        _from_uint8_hwc(telea_fill(_to_uint8_hwc(picture), holes[0].cpu().numpy(), radius))
+        for picture, holes in zip(image, hole, strict=True)
+    ]
     inpainted = torch.stack(filled).to(image.device)
     return torch.where(hole, inpainted, image.float())
 

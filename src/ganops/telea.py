@@ -1,0 +1,28 @@
+"""OpenCV's Telea inpainting (fast marching) of 8-bit pixels: the classical method inpainting is
+scored against. One function for the evaluate stage (tasks/baselines.py) and the server's baseline
+view (serve/restore.py), which has no torch, so both fill the same holes the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganops.errors import GanopsError
+
+RADIUS = 3  # pixels around a hole that Telea weighs (OpenCV's inpaintRadius)
+
+
+def telea_fill(pixels: np.ndarray, holes: np.ndarray, radius: int = RADIUS) -> np.ndarray:
+    """``pixels`` (H, W, C) uint8 with 1 or 3 channels in RGB order, with every pixel where ``holes``
+    (H, W) is true filled from around it; the others come back unchanged."""
+    try:
+        import cv2  # lazy: OpenCV takes a noticeable time to import and only this baseline needs it
+    except ImportError:
+        raise GanopsError(
+            "OpenCV's Telea inpainting needs OpenCV: `pip install -c requirements.lock opencv-python-headless`"
+        ) from None
+    holes = np.asarray(holes, dtype=bool)
+    order = slice(None, None, -1) if pixels.shape[2] == 3 else slice(None)  # OpenCV's colour order is BGR
+    bgr = np.ascontiguousarray(pixels[..., order])
+    filled = cv2.inpaint(bgr, holes.astype(np.uint8), radius, cv2.INPAINT_TELEA).reshape(pixels.shape)
+    return np.where(holes[..., None], filled[..., order], pixels)
