@@ -152,3 +152,24 @@ def test_versions_read_from_dist_info_folders_are_what_the_package_metadata_says
         checked += expected is not None
     assert checked >= 10  # torch, numpy, pydantic, PyYAML, ... are installed here
     assert installed_version("no-such-distribution") is None
+
+
+def test_a_version_installed_while_the_process_runs_is_seen(tmp_path, monkeypatch):
+    """A long-lived process (a Prefect worker) records the libraries as they are now, not as they were."""
+    from ganops.environment import installed_version
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_version("ganops-probe") is None
+    (tmp_path / "ganops_probe-1.2.3.dist-info").mkdir()
+    assert installed_version("ganops-probe") == "1.2.3"
+
+
+def test_a_record_in_another_key_order_is_rewritten(project):
+    """Same items in another order are other bytes: DVC and a clean clone must see what the code writes."""
+    layout = Layout(project)
+    assert validate(project).returncode == 0
+    written = layout.libraries.read_text()
+    shuffled = dict(reversed(list(json.loads(written).items())))
+    layout.libraries.write_text(json.dumps(shuffled, indent=2) + "\n")
+    assert validate(project).returncode == 0 and remembered(project)
+    assert layout.libraries.read_text() == written

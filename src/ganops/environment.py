@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import sys
-from functools import cache
 
 # distribution names, first one installed wins (onnxruntime ships as onnxruntime-gpu on GPU builds)
 NUMERIC_LIBRARIES: dict[str, tuple[str, ...]] = {
@@ -39,8 +38,8 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@cache
 def _dist_info_versions() -> dict[str, str]:
+    # Listed afresh on each call (under 1 ms): a long-lived process (a Prefect worker) must see an upgrade.
     found: dict[str, str] = {}
     for entry in sys.path:
         try:
@@ -56,7 +55,11 @@ def _dist_info_versions() -> dict[str, str]:
 
 def installed_version(distribution: str) -> str | None:
     """The installed version of ``distribution``, or None when it is not installed."""
-    version = _dist_info_versions().get(_normalized(distribution))
+    return _lookup(distribution, _dist_info_versions())
+
+
+def _lookup(distribution: str, listed: dict[str, str]) -> str | None:
+    version = listed.get(_normalized(distribution))
     if version:
         return version
     from importlib import metadata
@@ -67,11 +70,10 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
-def _version(distributions: tuple[str, ...]) -> str:
-    return next(filter(None, map(installed_version, distributions)), "absent")
-
-
 def library_versions() -> dict[str, str]:
+    listed = _dist_info_versions()
     versions = {"python": platform.python_version()}
-    versions.update({name: _version(dists) for name, dists in NUMERIC_LIBRARIES.items()})
+    for name, distributions in NUMERIC_LIBRARIES.items():
+        found = (_lookup(d, listed) for d in distributions)
+        versions[name] = next(filter(None, found), "absent")
     return versions

@@ -9,6 +9,11 @@ import numpy as np
 
 from ganops.errors import GanopsError
 
+
+class OpenCVMissing(GanopsError):
+    """opencv-python-headless, which Telea's inpainting needs, is not installed."""
+
+
 RADIUS = 3  # pixels around a hole that Telea weighs (OpenCV's inpaintRadius)
 
 
@@ -18,7 +23,7 @@ def telea_fill(pixels: np.ndarray, holes: np.ndarray, radius: int = RADIUS) -> n
     try:
         import cv2  # lazy: OpenCV takes a noticeable time to import and only this baseline needs it
     except ImportError:
-        raise GanopsError(
+        raise OpenCVMissing(
             "OpenCV's Telea inpainting needs OpenCV: `pip install -c requirements.lock opencv-python-headless`"
         ) from None
     holes = np.asarray(holes, dtype=bool)

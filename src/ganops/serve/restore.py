@@ -21,10 +21,9 @@ import numpy as np
 
 from ganops import colour
 from ganops.data.images import TooLarge, convert_channels, open_checked, to_rgb
-from ganops.errors import GanopsError
 from ganops.serve.contract import RestorationInfo, RestoreLimits
 from ganops.serve.images import png_bytes, to_uint8
-from ganops.telea import telea_fill
+from ganops.telea import OpenCVMissing, telea_fill
 
 # Super-resolution is local: a tile with enough context around it gives the same pixels as the whole
 # image. Inpainting a large hole and colorizing a scene need the whole picture, so those run untiled.
@@ -248,7 +247,7 @@ def baseline_bytes(
         return png_bytes(upscaled.reshape(size[1], size[0], -1))
     try:
         return png_bytes(telea_fill(pixels, hole))
-    except GanopsError as err:  # OpenCV is missing
+    except OpenCVMissing as err:
         raise BaselineUnavailable(f"{err}, where the server runs") from None
 
 

@@ -90,9 +90,10 @@ def _write_records(source_name: str, root: str | None, layout: Layout) -> dict:
 
 
 def _write_if_changed(path: Path, record: dict) -> None:
-    """Same bytes, same file: no fsync, and DVC finds the file as it left it."""
+    """Same record, same file: no fsync, and DVC finds the file as it left it. The records are flat,
+    so the same items in the same order are the same bytes (a new key order is written)."""
     try:
-        if read_json(path) == record:
+        if list(read_json(path).items()) == list(record.items()):
             return
     except (OSError, ValueError):
         pass
