@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ganops.config import parse_params
+from ganops.export.fp16 import MAX_GREY_DIFF, MEAN_GREY_DIFF
 from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
 from ganops.models.io import save_generator
@@ -165,11 +166,23 @@ def test_data_parallel_times_one_process_against_two(project, tmp_path):
     assert [row[0] for row in rows] == [
         "1 process x 1 thread", "1 process x 2 threads (default)", "2 processes x 1 thread"
     ]  # fmt: skip
-    assert rows[0][2] == "1.00x" and rows[0][5] == "1.00"
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert [(r["processes"], r["threads"]) for r in runs] == [(1, 1), (1, 2), (2, 1)]
     assert all(r["steps"] == 20 and [step for step, _ in r["live"]] == [5, 10, 15, 20] for r in runs)
-    assert all(r["seconds_to_target"] is not None for r in runs)  # the worst final FID: all reach it
+    target = max(r["live"][-1][1] for r in runs)  # the worst final live FID: every setting reaches it
+    for run, row in zip(runs, rows, strict=True):
+        assert run["target"] == target
+        # the train seconds at the first live FID at or below the target, at the run's mean rate
+        first = next(step for step, fid in run["live"] if fid <= target)
+        seconds = run["seconds_to_target"]
+        assert isinstance(seconds, float) and 0 < seconds <= run["train_seconds"]
+        assert seconds == pytest.approx(first / run["steps"] * run["train_seconds"])
+        assert row[4] == f"{seconds:.0f}"
+    base = runs[0]
+    # the ratios of the other settings against the first
+    for run, row in zip(runs[1:], rows[1:], strict=True):
+        assert row[2] == f"{run['images_per_second'] / base['images_per_second']:.2f}x"
+        assert row[5] == f"{run['seconds_to_target'] / base['seconds_to_target']:.2f}"
 
 
 def test_ema_decay_scores_each_shadow(project):
@@ -223,7 +236,14 @@ def test_fp16_parity_measures_a_trained_generator(tiny_idx):
     )
     [row] = [json.loads(line.split(" (trained")[0]) for line in out.splitlines() if line.startswith("{")]
     assert row["config"] == "dcgan-32-1" and row["steps"] == 2
-    assert "max_grey_diff" in row or "error" in row  # export may skip fp16, with its reason
+    assert "error" not in row  # the fp16 graph was made and measured
+    assert 0 <= row["mean_grey_diff"] <= row["max_grey_diff"] <= 255 and 0 <= row["max_abs_diff"] <= 2
+    within = row["max_grey_diff"] <= MAX_GREY_DIFF and row["mean_grey_diff"] <= MEAN_GREY_DIFF
+    # export wrote the variant exactly when its images are within the bounds, else said which one failed
+    if within:
+        assert row["export"] == "written"
+    else:
+        assert row["export"].startswith("skipped: its 8-bit images differ from fp32's: ")
 
 
 def test_inference_times_torch_and_onnx_runtime(exported, tmp_path):
@@ -325,12 +345,57 @@ def test_native_size_scores_both_sizes_with_one_evaluator(tiny_idx, tmp_path):
     assert [r[0] for r in table_rows(out)] == ["32x32", "28x28"]
 
 
+# Runs benchmarks/cpu_kernels.py as its own main, keeping each stage's timing log (the kernels that
+# stage ran with, from ganops.cpu.check) beside the params.yaml mode it was run in.
+RECORD_CPU_KERNELS = """
+import json, sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, {benchmarks!r})
+import cpu_kernels
+
+timed = cpu_kernels.run_stage
+
+
+def run_stage(project: Path, stage: str) -> float:
+    seconds = timed(project, stage)
+    mode = yaml.safe_load((project / "params.yaml").read_text())["cpu"]["kernels"]
+    log = json.loads((project / "logs" / f"{{stage}}.json").read_text())
+    with open({record!r}, "a") as f:
+        f.write(json.dumps({{"stage": stage, "mode": mode, "log": log}}) + "\\n")
+    return seconds
+
+
+cpu_kernels.run_stage = run_stage
+cpu_kernels.main()
+"""
+
+
 def test_cpu_kernels_times_each_stage_pinned_and_native(tiny_idx, tmp_path):
     params = write_params(tmp_path / "params.yaml", tiny_params(tiny_idx, **{"train.max_steps": 4}))
-    out = bench("cpu_kernels.py", "--params", params, "--rounds", "1", "--as-given")
+    record = tmp_path / "stages.jsonl"
+    script = tmp_path / "cpu_kernels_recorded.py"
+    script.write_text(RECORD_CPU_KERNELS.format(benchmarks=str(REPO / "benchmarks"), record=str(record)))
+    out = bench(script, "--params", params, "--rounds", "1", "--as-given")
     rows = table_rows(out)
     assert [r[0] for r in rows] == ["evaluator", "train", "evaluate"]
     assert all(float(r[1]) > 0 and float(r[2]) > 0 and r[3].endswith("x") for r in rows)
+
+    # The two modes really ran differently: each stage's log says the kernels it was asked for, and
+    # the capability torch used differs (unless this CPU has nothing beyond AVX2 to leave in place).
+    timed = [json.loads(line) for line in record.read_text().splitlines()]
+    timed = [r for r in timed if r["stage"] in ("evaluator", "train", "evaluate")]
+    assert sorted((r["stage"], r["mode"]) for r in timed) == sorted(
+        (stage, mode) for stage in ("evaluator", "train", "evaluate") for mode in ("avx2", "native")
+    )
+    assert all(r["log"]["kernels"] == r["mode"] for r in timed)
+    capability = {
+        mode: {r["log"]["cpu_capability"] for r in timed if r["mode"] == mode} for mode in ("avx2", "native")
+    }
+    assert all(len(used) == 1 for used in capability.values())  # one capability per mode, in every stage
+    assert capability["avx2"] != capability["native"] or capability["native"] == {"AVX2"}
 
 
 def test_serve_restoration_times_in_process_and_served(tmp_path):
