@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,9 @@ from ganops.metrics.restoration import (
     summarize,
     to_luma,
 )
+from ganops.serve.images import to_uint8
 from ganops.tasks.baselines import bicubic_upscale, grey_colorize, telea_inpaint
+from ganops.telea import RADIUS
 
 
 def smooth_colour_fields(n: int, size: int, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
@@ -147,6 +150,54 @@ def test_telea_keeps_known_pixels_and_fills_a_gradient_hole(channels):
     error = (filled - image)[holes].abs().mean()
     left_at_zero = image[holes].abs().mean()
     assert error < left_at_zero / 10  # Telea blurs a ramp by about a pixel's step
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize("size", [(7, 5), (1, 6), (4, 1)])
+def test_bicubic_upscale_is_torchs_own_bicubic(channels, factor, size):
+    """The scored bicubic (ganops.bicubic, NumPy, which the server runs too) against torch's
+    F.interpolate (a = -0.75, align_corners=False, edges repeated) called here: float32 rounding apart."""
+    generator = torch.Generator().manual_seed(factor * 10 + channels)
+    low = torch.rand(2, channels, *size, generator=generator) * 2.2 - 1.1  # a little past [-1, 1]: the clamp
+    high = (size[0] * factor, size[1] * factor)
+    torchs = F.interpolate(low, size=high, mode="bicubic", align_corners=False).clamp(-1, 1)
+    ours = bicubic_upscale(low, factor)
+    assert ours.shape == torchs.shape and ours.dtype == torch.float32
+    assert (ours - torchs).abs().max().item() < 1e-5
+    # As 8-bit pixels, at most one grey level apart (where a value sits on a rounding boundary).
+    assert np.abs(to_uint8(ours.numpy()).astype(int) - to_uint8(torchs.numpy())).max() <= 1
+
+
+def opencv_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """OpenCV's own Telea on (H, W, C) uint8 RGB or grey pixels, called as its documentation shows:
+    a colour image goes in and comes out in OpenCV's BGR order, a grey one as a plain 2-D array."""
+    import cv2
+
+    mask = holes.astype(np.uint8) * 255
+    if pixels.shape[2] == 3:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        return cv2.cvtColor(cv2.inpaint(bgr, mask, RADIUS, cv2.INPAINT_TELEA), cv2.COLOR_BGR2RGB)
+    return cv2.inpaint(np.ascontiguousarray(pixels[..., 0]), mask, RADIUS, cv2.INPAINT_TELEA)[..., None]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_telea_inpaint_is_opencvs_own_telea_bit_for_bit(channels):
+    """The evaluate stage's Telea (ganops.telea through tensors) against cv2.inpaint called here, on
+    textured pixels whose channels differ, so that a channel order mixed up on the way shows."""
+    rng = np.random.default_rng(channels)
+    y, x = np.mgrid[:24, :20]
+    ramps = np.stack([x * 11 % 256, y * 9 % 256, 255 - (x + y) * 5 % 256], axis=-1)[..., :channels]
+    pixels = (ramps + rng.integers(0, 40, ramps.shape)).clip(0, 255).astype(np.uint8)
+    holes = np.zeros((24, 20), bool)
+    holes[5:12, 4:11] = True
+    holes[15:21, 12:19] = True
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+    filled = telea_inpaint(image, torch.from_numpy(holes)[None, None].float())
+    as_pixels = ((filled[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    expected = opencv_telea(pixels, holes)
+    assert not np.array_equal(expected, pixels)  # the holes are filled with something new
+    assert np.array_equal(as_pixels, expected)
 
 
 def test_grey_colorize_repeats_the_luma_to_equal_channels():

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import io
+import subprocess
+import sys
 import zlib
 
 import httpx
@@ -22,6 +25,7 @@ from ganops.serve import restore
 from ganops.serve.app import ServeSettings, create_app
 from ganops.serve.batcher import MicroBatcher
 from ganops.serve.contract import RestoreLimits
+from ganops.serve.images import to_uint8
 from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
 from serve_helpers import export_tiny, export_tiny_restoration, uvicorn_thread
@@ -128,26 +132,87 @@ def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(serv
     ready = httpx.get(f"{base}/readyz").json()
     assert ready["baseline_route"] == f"{ROUTES[task]}/baseline"
     assert ready["baseline"] == {"inpaint": "OpenCV Telea", "superres": "bicubic", "colorize": "grey"}[task]
-    if task == "superres":  # Pillow's bicubic, within rounding of the evaluate stage's (torch, a = -0.75)
-        from ganops.tasks.baselines import bicubic_upscale
-
-        reference = bicubic_upscale(torch.from_numpy(restore.to_unit(pixels))[None], 2)
-        expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
-        assert out.shape == (48, 40, 3) and np.abs(out - expected).mean() < 6
+    if task == "superres":  # the evaluate stage's scored bicubic, rounded to 8 bits: byte for byte
+        assert out.shape == (48, 40, 3) and np.array_equal(out, scored_bicubic(pixels, 2))
+        assert np.abs(out.astype(int) - torch_bicubic(pixels, 2)).max() <= 1  # and torch's own, to rounding
     if task == "inpaint":  # Telea fills the hole and keeps every known pixel
-        from ganops.tasks.baselines import telea_inpaint
-
         known = hole(24, 20) == 0
         assert np.array_equal(out[known], pixels[known]) and not np.array_equal(out, pixels)
-        image = torch.from_numpy(restore.to_unit(pixels))[None]
-        mask = torch.from_numpy((~known).astype(np.float32))[None, None]
-        expected = ((telea_inpaint(image, mask)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
-        assert np.array_equal(out, expected.astype(np.uint8))  # the evaluate stage's method, bit for bit
+        assert np.array_equal(out, scored_telea(pixels, ~known))  # the evaluate stage's method, bit for bit
+        assert np.array_equal(out, opencv_telea(pixels, ~known))  # which is OpenCV's own, bit for bit
     if task == "colorize":  # grey: no chroma, the upload's luminance
         assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
         assert np.abs(out[..., 0] - luma(pixels)).max() <= 1
     bad = httpx.post(f"{base}{ROUTES[task]}/baseline", files={"image": ("x.png", b"not an image")})
     assert bad.status_code == 422 and bad.json()["error"].startswith("image: not a PNG or JPEG")
+
+
+@pytest.mark.parametrize("task", ["superres", "inpaint"])
+def test_the_baseline_of_a_grey_model_is_the_evaluate_stages_on_its_grey_pixels(servers, task):
+    """A grey model's baseline view (the route's code, with a 1-channel output contract) on the same
+    BT.601 luma the model sees: the scored bicubic byte for byte, OpenCV's own Telea bit for bit."""
+    info = dataclasses.replace(servers[task][1].info, output_channels=1)
+    pixels = picture(24, 20)
+    files = upload(task, pixels)
+    answer = restore.baseline_bytes(info, LIMITS, files["image"], files.get("mask"))
+    out = np.asarray(Image.open(io.BytesIO(answer)))[..., None]
+    grey = restore.model_pixels(pixels, 1)
+    if task == "superres":
+        assert out.shape == (48, 40, 1) and np.array_equal(out, scored_bicubic(grey, 2))
+        assert np.abs(out.astype(int) - torch_bicubic(grey, 2)).max() <= 1
+    else:
+        holes = hole(24, 20) > 0
+        assert np.array_equal(out, scored_telea(grey, holes)) and not np.array_equal(out, grey)
+        assert np.array_equal(out, opencv_telea(grey, holes))
+
+
+def test_the_baseline_view_runs_without_torch():
+    """The serving image has ONNX Runtime and no torch: the shared bicubic and Telea must not need it."""
+    probe = (
+        "import sys; from ganops.serve import app, restore; from ganops import bicubic, telea; "
+        "assert 'torch' not in sys.modules, 'the server imported torch'"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def scored_bicubic(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """What the evaluate stage scores (tasks/baselines.py) for these (H, W, C) uint8 pixels, as 8-bit pixels."""
+    from ganops.tasks.baselines import bicubic_upscale
+
+    return to_uint8(bicubic_upscale(torch.from_numpy(restore.to_unit(pixels))[None], factor).numpy())[0]
+
+
+def torch_bicubic(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """torch's own bicubic (a = -0.75) of the same pixels, an independent reference."""
+    high = torch.nn.functional.interpolate(
+        torch.from_numpy(restore.to_unit(pixels))[None],
+        scale_factor=factor,
+        mode="bicubic",
+        align_corners=False,
+    )
+    return to_uint8(high.clamp(-1, 1).numpy())[0]
+
+
+def scored_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """The evaluate stage's Telea (tasks/baselines.py) on these (H, W, C) uint8 pixels, as 8-bit pixels."""
+    from ganops.tasks.baselines import telea_inpaint
+
+    image = torch.from_numpy(restore.to_unit(pixels))[None]
+    mask = torch.from_numpy(holes.astype(np.float32))[None, None]
+    return ((telea_inpaint(image, mask)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+
+
+def opencv_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """OpenCV's own Telea called here as its documentation shows: a colour image in and out in BGR."""
+    import cv2
+
+    from ganops.telea import RADIUS
+
+    mask = holes.astype(np.uint8) * 255
+    if pixels.shape[2] == 3:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        return cv2.cvtColor(cv2.inpaint(bgr, mask, RADIUS, cv2.INPAINT_TELEA), cv2.COLOR_BGR2RGB)
+    return cv2.inpaint(np.ascontiguousarray(pixels[..., 0]), mask, RADIUS, cv2.INPAINT_TELEA)[..., None]
 
 
 @pytest.mark.parametrize("task", list(ROUTES))

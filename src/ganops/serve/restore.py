@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganops import colour
+from ganops import bicubic, colour
 from ganops.data.images import TooLarge, convert_channels, open_checked, to_rgb
 from ganops.serve.contract import RestorationInfo, RestoreLimits
 from ganops.serve.images import png_bytes, to_uint8
@@ -220,7 +220,8 @@ def assemble(plan: Plan, outputs: list[np.ndarray]) -> np.ndarray:
 
 
 # What a user has without a GAN, as the evaluate stage scores it (tasks/baselines.py, which needs torch;
-# the server has none): the same methods on the same pixels, in NumPy, Pillow and OpenCV.
+# the server has none): the same methods on the same pixels, in NumPy and OpenCV (ganops.bicubic and
+# ganops.telea, which the evaluate stage calls too).
 BASELINES = {"superres": "bicubic", "inpaint": "OpenCV Telea", "colorize": "grey"}
 
 
@@ -232,19 +233,13 @@ def baseline_bytes(
     info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None = None
 ) -> bytes:
     """PNG bytes of the task's classical method on the upload, at the model's output size and channels."""
-    from PIL import Image
-
     rgb, hole = decode_upload(info, limits, image, mask)
     if info.task == "colorize":  # the luminance the model sees, as a grey picture
         grey = to_uint8(colour.luminance(to_unit(rgb)[None]))[0]
         return png_bytes(np.repeat(grey, 3, axis=2))
     pixels = model_pixels(rgb, info.output_channels)
-    if info.task == "superres":
-        height, width = pixels.shape[:2]
-        size = (width * info.scale, height * info.scale)
-        picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        upscaled = np.asarray(picture.resize(size, Image.Resampling.BICUBIC))
-        return png_bytes(upscaled.reshape(size[1], size[0], -1))
+    if info.task == "superres":  # the evaluate stage's bicubic on the model's input, rounded to 8 bits
+        return png_bytes(to_uint8(bicubic.upscale(to_unit(pixels), info.scale)[None])[0])
     try:
         return png_bytes(telea_fill(pixels, hole))
     except OpenCVMissing as err:
