@@ -9,6 +9,7 @@ and the reference set's features can be cached. Names say which feature space wa
 from __future__ import annotations
 
 import warnings
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -81,14 +82,28 @@ def _stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def fid_bootstrap(
     real: torch.Tensor, fake: torch.Tensor, resamples: int, seed: int, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile interval of FID over bootstrap resamples (with replacement) of the generated set."""
-    mu_r, sigma_r = _stats(real)
+    """A ``level`` interval for the population FID: the bias-corrected normal bootstrap interval over
+    ``resamples`` resamples (with replacement) of both sets, widened where needed to hold the point FID.
+
+    FID of finite sets is biased upward, and a resample repeats images, which adds about as much bias
+    again: the percentile interval of the resampled FIDs lay above the point FID near the floor. The
+    resampled FIDs' mean less the point FID estimates that bias, their spread the standard error, so the
+    interval is centred on the point FID less the bias. Both sets are resampled: the reference set's
+    sampling error biases FID too (as much as the generated set's at equal sizes). Near the floor the
+    bias exceeds the spread and the centred interval ends below the point FID; it is then stretched up to
+    the point FID (the value reported) and over-covers. Coverage measured: docs/registry.md.
+    """
+    point = fid(real, fake)
     generator = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(resamples):
-        idx = torch.randint(0, len(fake), (len(fake),), generator=generator)
-        mu_f, sigma_f = _stats(fake[idx])
+        fake_idx = torch.randint(0, len(fake), (len(fake),), generator=generator)
+        real_idx = torch.randint(0, len(real), (len(real),), generator=generator)
+        mu_r, sigma_r = _stats(real[real_idx])
+        mu_f, sigma_f = _stats(fake[fake_idx])
         values.append(float(_compute_fid(mu_r, sigma_r, mu_f, sigma_f)))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    centre = point - (float(np.mean(values)) - point)
+    half_width = NormalDist().inv_cdf((1 + level) / 2) * float(np.std(values, ddof=1))
+    low = min(max(centre - half_width, 0.0), point)  # a population FID is never negative
+    high = max(centre + half_width, point)
+    return low, high
