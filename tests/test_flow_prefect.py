@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,29 @@ def ran(outcome: dict) -> list[str]:
     return [name for name, hit in outcome["cached"].items() if not hit]
 
 
+def task_states(flow_state, timeout: float = 60) -> dict[str, str]:
+    """The state each stage's task run of this flow run ended in, as Prefect's API records it:
+    'Cached' when Prefect took its result under the stage's key, 'Completed' when the task ran.
+    Task states reach the API as events, recorded a moment later: wait until every stage's is final."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id]))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=flow_runs)
+            states = {run.name: run.state for run in runs}
+            if sorted(states) == sorted(ALL) and all(s is not None and s.is_final() for s in states.values()):
+                return {name: state.name for name, state in states.items()}
+            assert time.monotonic() < deadline, {name: s and s.name for name, s in states.items()}
+            time.sleep(0.5)
+
+
+def expected_states(outcome: dict) -> dict[str, str]:
+    return {name: "Completed" if name in ran(outcome) else "Cached" for name in ALL}
+
+
 ALL = list(PIPELINE_STAGES)
 
 
@@ -86,14 +110,19 @@ def test_second_run_is_all_cache_hits_and_a_changed_lr_reruns_train_onwards(
     assert first["results"]["register"]["aliases"] == ["challenger", "champion"]
     assert (project / "mlflow.db").exists() and (project / "mlruns").is_dir()
 
-    second = flow_module.pipeline(root=str(project))
+    second_state = flow_module.pipeline(root=str(project), return_state=True)
+    second = second_state.result()
     assert ran(second) == ["validate"]  # always runs: params checked, raw data re-fingerprinted
+    # ... and every other stage's result is Prefect's, found under the stage's key (stagekeys)
+    assert task_states(second_state) == expected_states(second)
     assert second["results"] == first["results"]
 
     set_lr(project, 1e-3)
-    third = flow_module.pipeline(root=str(project))
+    third_state = flow_module.pipeline(root=str(project), return_state=True)
+    third = third_state.result()
     assert ran(third) == ["validate", "train", "evaluate", "export", "register"]
     assert third["results"]["register"]["version"] == "2"
+    assert task_states(third_state) == expected_states(third)  # prepare, evaluator, evalset: Cached
 
 
 def test_flow_and_dvc_share_their_work_through_dvc_lock(prefect_api, flow_module, project):
