@@ -35,6 +35,7 @@ GENERATE = {
     "train.eval_every": 6,  # live FID: rank 0 alone measures, while the others wait
 }
 INPAINT = {"task": "inpaint", "train.r1_gamma": 1.0, "train.r2_gamma": 1.0}
+DROPOUT = {"model.d_dropout": 0.3}  # each rank draws its own masks (training.loop._dropout_seed)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,37 @@ def runs(project, tmp_path_factory) -> dict[str, tuple[Path, subprocess.Complete
     return done
 
 
+@pytest.fixture(scope="module")
+def dropout_run(project, tmp_path_factory) -> Path:
+    """Dropout in D, trained by 2 processes (the stage launching them)."""
+    root = _copy(project, tmp_path_factory.mktemp("dropout-2"), **DROPOUT, **{"train.processes": 2})
+    result = _train(root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+def _differences(a, b, where: str = "") -> list[str]:
+    """Where two saved states (nested dicts and lists of tensors and values) differ, bit for bit."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        same = a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+        if not same and a.is_floating_point() and a.dtype == b.dtype and a.shape == b.shape:
+            same = torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0), b.nan_to_num(0))
+        return [] if same else [where]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{where} (keys {sorted(a)} vs {sorted(b)})"]
+        return [d for key in a for d in _differences(a[key], b[key], f"{where}/{key}")]
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        return [
+            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{where}/{i}")
+        ]
+    return [] if a == b else [f"{where} ({a!r} vs {b!r})"]
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def test_the_stage_launches_two_workers_and_rank_zero_writes_once(runs):
     root, result = runs["generate-2"]
     assert "train: launching 2 processes on this node" in result.stderr
@@ -152,6 +184,30 @@ def test_ranks_draw_their_own_rows_of_the_global_batch():
     )
 
 
+def test_each_rank_draws_its_own_dropout_masks():
+    """D's dropout draws from torch's global stream, which each step seeds per rank: two ranks drop
+    other units of the same input, a replayed step (a resume) drops the same ones, and rank 0 drops
+    what one process would."""
+    from ganops.models import ArchSpec, build_discriminator
+    from ganops.training.loop import _dropout_seed
+
+    spec = ArchSpec(
+        arch="dcgan", latent_dim=8, image_size=16, channels=1, g_width=8, d_width=8, d_dropout=0.5
+    )
+    D = build_discriminator(spec).train()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+
+    def logits(step: int, rank: int) -> torch.Tensor:
+        torch.manual_seed(_dropout_seed(7, step, rank))
+        with torch.no_grad():
+            return D(x)
+
+    assert torch.equal(logits(3, 1), logits(3, 1))
+    assert not torch.equal(logits(3, 0), logits(3, 1))
+    assert not torch.equal(logits(3, 1), logits(4, 1))
+    assert _dropout_seed(7, 3, 0) == _dropout_seed(7, 3, 0) != _dropout_seed(7, 3, 1)
+
+
 def test_a_killed_worker_fails_the_stage_and_the_next_run_resumes(project, tmp_path):
     long_run = {
         "train.processes": 2,
@@ -203,23 +259,41 @@ def test_a_killed_worker_fails_the_stage_and_the_next_run_resumes(project, tmp_p
     assert "starts at step 0" in longer.stderr
 
 
-def test_torchrun_by_hand_resumes_the_stage_launched_run(runs, tmp_path):
+@pytest.mark.parametrize("setting", ["generate", "dropout"])
+def test_torchrun_by_hand_resumes_the_stage_launched_run(request, tmp_path, setting):
     """`torchrun -m ganops train` (the multi-node recipe's launcher) runs the same workers: it resumes
-    a run the stage launched, killed after step 10, from rank 0's checkpoint, bit-identically."""
-    trained, _ = runs["generate-2"]
+    a run the stage launched, killed after step 10, from rank 0's checkpoint, and trains the same
+    bits: G, D, their optimizers, the EMA generator and the noise stream, tensor by tensor, and the
+    same outputs, which it writes itself. With dropout in D, each rank replays its own masks."""
+    if setting == "generate":
+        trained = request.getfixturevalue("runs")["generate-2"][0]
+    else:
+        trained = request.getfixturevalue("dropout_run")
     root = tmp_path / "resumed"
-    for folder in ("data", "models", "reports"):
-        shutil.copytree(trained / folder, root / folder)
+    shutil.copytree(trained / "data", root / "data")
+    shutil.copytree(trained / "models" / "checkpoints", root / "models" / "checkpoints")
+    shutil.copy(trained / "models" / "evaluator.pt", root / "models" / "evaluator.pt")
     shutil.copy(trained / "params.yaml", root / "params.yaml")
-    next((root / "models" / "checkpoints").glob("*/step_00000012.pt")).unlink()
+    (run,) = (root / "models" / "checkpoints").iterdir()
+    # What a run killed after step 10 leaves: no step 12, no grid, not marked finished, no outputs.
+    (run / "step_00000012.pt").unlink()
+    (run / "finished.json").unlink()
+    shutil.rmtree(run / "samples")
+    assert not (root / "reports").exists() and not (root / "models" / "generator.pt").exists()
+
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     result = _train(root, *torchrun)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "launching" not in result.stderr  # the workers train; none launches more
     assert result.stderr.count("resuming from step 10 of 12") == 1
-    assert _losses(root) == _losses(trained)
-    resumed, uninterrupted = (torch.load(r / "models" / "generator.pt") for r in (root, trained))
-    assert all(torch.equal(resumed["state_dict"][k], v) for k, v in uninterrupted["state_dict"].items())
+
+    written = ("reports/train/losses.csv", "reports/train/live.csv", "reports/samples/epoch_001.png")
+    generator, final = "models/generator.pt", f"models/checkpoints/{run.name}/step_00000012.pt"
+    assert [name for name in (generator, *written) if not (root / name).is_file()] == []  # it wrote them
+    assert _differences(_load(root / final), _load(trained / final)) == []  # history: losses in float64
+    assert _differences(_load(root / generator), _load(trained / generator)) == []  # the EMA generator
+    for name in written:
+        assert (root / name).read_bytes() == (trained / name).read_bytes(), name
 
 
 def test_two_nodes_train_what_one_node_with_two_processes_does(project, runs, tmp_path):
