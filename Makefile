@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup dataset photos browser postgres run test lint format clean lock
+.PHONY: setup dataset photos browser postgres qemu run test lint format clean lock
 
 setup: $(STAMP) dataset .dvc/plots-offline.html
 
@@ -85,11 +85,18 @@ postgres:
 		|| echo "note: could not apt-get install postgresql; the PostgreSQL registry test will be skipped"; \
 	fi
 
+# The CPU-pinning test reruns a tiny pipeline on an emulated CPU of the other vendor (Intel <-> AMD).
+qemu:
+	@if ! command -v qemu-x86_64 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user) \
+		|| echo "note: could not apt-get install qemu-user; the other-vendor pinning test will be skipped"; \
+	fi
+
 # The last line says what ran, what was cached, fid_domain and the registry decision.
 run: setup
 	@start=$$(date +%s); dvc repro && ganops summary --since $$start
 
-test: setup browser postgres
+test: setup browser postgres qemu
 	ruff check .
 	ruff format --check .
 	# Two workers, a test file each: half of the suite waits on process start-up, servers and DVC,

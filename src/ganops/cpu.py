@@ -1,25 +1,28 @@
-"""The CPU kernels that shape numbers, pinned so that the same params give the same bits on any x86-64.
+"""The CPU kernels that shape numbers, pinned so that the same params give the same bits on Intel and AMD.
 
-PyTorch picks its CPU kernels by the instruction set it finds at run time (ATen's vectorized
-kernels: AVX2 or AVX-512; oneDNN's convolutions: AVX2, AVX-512 or AMX; MKL's BLAS and LAPACK
-code paths), and its parallel kernels split their reductions by the intra-op thread count. Both
-change the last bits of a convolution's gradient, and a few thousand training steps turn those
-bits into another model: a clean clone on an AVX2-only CPU, or with 1 thread instead of 2, did not
-reproduce the committed ``dvc.lock``.
+PyTorch picks its CPU kernels at run time: ATen's vectorized kernels and oneDNN's convolutions by
+the instruction set they find (AVX2, AVX-512, AMX), and MKL's BLAS (the linear layers' SGEMM) and
+VML (exp, log, tanh, sigmoid) by the instruction set *and the vendor*. Parallel kernels also split
+their reductions by the intra-op thread count. Each changes the last bits of a result, and a few
+thousand training steps turn those bits into another model.
 
-``cpu.kernels: avx2`` (the default, and the mode the committed reference was made in) caps all
-three libraries at AVX2, which every x86-64 server CPU since 2013 has, and asks MKL for
-conditional numerical reproducibility; ``cpu.threads`` fixes the thread count. The libraries read
-these settings once, when they first load their kernels, so ``pin`` runs before torch is imported
-(``run_stage`` calls it right after reading params), and ``check`` then reports what took effect.
-``cpu.kernels: native`` leaves the fastest kernels of this CPU in place: faster on some machines,
-bits that differ between machines. docs/reproducibility.md has the measured cost of each mode.
+``cpu.kernels: avx2`` (the default, and the committed reference's mode) caps ATen and oneDNN at
+AVX2, which every x86-64 server CPU since 2013 has, and puts MKL on its COMPATIBLE branch, the one
+branch MKL runs alike on every vendor: on an AMD CPU, MKL ignores a request for its AVX2 branch and
+takes its own (``AUTO``), which gave other bits than an Intel CPU's AVX2 branch
+(docs/reproducibility.md has the measurements). ``cpu.threads`` fixes the thread count. The
+libraries read these settings once, when they load, so ``pin`` runs before torch is imported
+(``run_stage`` calls it right after reading params), and ``check`` then reports what took effect,
+MKL's branch included. ``cpu.kernels: native`` leaves the fastest kernels of this CPU in place:
+faster on some machines, bits that differ between machines.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+from pathlib import Path
 
 from ganops.config import CpuParams
 
@@ -30,10 +33,27 @@ log = logging.getLogger(__name__)
 PINNED_ENVIRONMENT = {
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorized kernels (reductions, activations, optimizers)
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's JIT convolutions (else AVX-512 or AMX where present)
-    "MKL_CBWR": "AVX2,STRICT",  # MKL's code path, and results independent of the thread count
+    "MKL_CBWR": "COMPATIBLE",  # MKL's vendor-neutral code path (BLAS and VML)
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PINNED_CAPABILITY = "AVX2"
+PINNED_MKL_BRANCH = "COMPATIBLE"
+
+# mkl_cbwr_get's answers (mkl_cbwr.h); the STRICT flag (0x10000) is not part of the branch.
+MKL_BRANCHES = {
+    0: "OFF",
+    1: "OFF",
+    2: "AUTO",
+    3: "COMPATIBLE",
+    4: "SSE2",
+    6: "SSSE3",
+    7: "SSE4_1",
+    8: "SSE4_2",
+    9: "AVX",
+    10: "AVX2",
+    12: "AVX512",
+    14: "AVX512_E1",
+}
 
 
 def threads(cpu: CpuParams) -> int | None:
@@ -52,6 +72,21 @@ def pin(cpu: CpuParams) -> None:
         os.environ.update({name: str(threads(cpu)) for name in THREAD_VARIABLES})
 
 
+def mkl_branch() -> str | None:
+    """The code path MKL runs in this process (``AUTO``: its own pick for this CPU), or None where
+    torch was built without MKL (aarch64, some conda builds)."""
+    import torch
+
+    library = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    try:
+        get = ctypes.CDLL(str(library)).mkl_serv_cbwr_get  # MKL is linked into libtorch_cpu
+    except (OSError, AttributeError):
+        return None
+    get.restype = ctypes.c_int
+    code = get(1) & 0xFFFF  # 1 = MKL_CBWR_BRANCH
+    return MKL_BRANCHES.get(code, f"0x{code:x}")
+
+
 def check(cpu: CpuParams) -> dict:
     """Fix the thread count and report the kernels in effect (for the stage's log).
 
@@ -62,7 +97,13 @@ def check(cpu: CpuParams) -> dict:
     if cpu.threads is not None:
         torch.set_num_threads(threads(cpu))
     capability = torch.backends.cpu.get_cpu_capability()
-    facts = {"kernels": cpu.kernels, "cpu_capability": capability, "threads": torch.get_num_threads()}
+    branch = mkl_branch()
+    facts = {
+        "kernels": cpu.kernels,
+        "cpu_capability": capability,
+        "mkl_branch": branch,
+        "threads": torch.get_num_threads(),
+    }
     if cpu.kernels == "avx2" and capability != PINNED_CAPABILITY:
         log.warning(
             "cpu.kernels=avx2 asked for AVX2 kernels, but %s are in use: %s. Results match other "
@@ -72,9 +113,17 @@ def check(cpu: CpuParams) -> dict:
             if capability in ("DEFAULT", "ZVECTOR", "SVE256")
             else "torch was loaded in this process before the pin",
         )
+    if cpu.kernels == "avx2" and branch not in (None, PINNED_MKL_BRANCH):
+        log.warning(
+            "cpu.kernels=avx2 asked MKL for its %s branch, but it runs %s (MKL_CBWR was read before "
+            "the pin): results match other machines only when the stage runs as its own process",
+            PINNED_MKL_BRANCH,
+            branch,
+        )
     log.info(
-        "cpu: %s kernels, %d threads (cpu.kernels=%s, cpu.threads=%s)",
+        "cpu: %s kernels, MKL %s, %d threads (cpu.kernels=%s, cpu.threads=%s)",
         capability,
+        branch or "absent",
         facts["threads"],
         cpu.kernels,
         cpu.threads,

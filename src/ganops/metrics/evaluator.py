@@ -113,6 +113,14 @@ def batch_indices(n_images: int, params: EvaluatorParams, seed: int, device) -> 
         yield perm[i * size : (i + 1) * size]
 
 
+def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with its fused kernel where there is one, which takes square roots with the CPU's own
+    exact instruction. The default for-loop Adam calls torch.sqrt, which MKL's VML computes from an
+    approximate reciprocal square root (rsqrtps) on its vendor-neutral branch: a CPU's own answer to
+    that instruction, so the evaluator's bits then follow the CPU (docs/reproducibility.md)."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda") or None)
+
+
 def train_evaluator(
     params: EvaluatorParams, train: PreparedSplit, test: PreparedSplit, seed: int, device: torch.device
 ) -> tuple[DomainClassifier, float]:
@@ -126,7 +134,7 @@ def train_evaluator(
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     spec = EvaluatorSpec(train.images.shape[1], num_classes, params.width, params.feature_dim)
     model = DomainClassifier(spec).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=params.lr)
+    opt = adam(model.parameters(), params.lr, device)
     images, labels = (
         torch.from_numpy(train.images).to(device),
         torch.from_numpy(train.labels).long().to(device),

@@ -27,6 +27,7 @@ from ganops.metrics.evaluator import (
     SELF_SUPERVISED,
     DomainClassifier,
     EvaluatorSpec,
+    adam,
     batch_indices,
     total_steps,
 )
@@ -117,7 +118,7 @@ def train_self_supervised(
     spec = EvaluatorSpec(train.images.shape[1], 0, params.width, params.feature_dim, SELF_SUPERVISED)
     model = DomainClassifier(spec).to(device)
     head = _head(method, params.feature_dim).to(device)
-    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=params.lr)
+    opt = adam([*model.parameters(), *head.parameters()], params.lr, device)
     images = torch.from_numpy(train.images).to(device)
     _, total = total_steps(len(images), params)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, params.lr, total_steps=total)
