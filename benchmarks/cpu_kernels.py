@@ -32,12 +32,14 @@ REDUCED = {
 }
 
 
-def run_stage(project: Path, stage: str) -> float:
-    """Seconds the stage took in a fresh process (its own timing log, start-up left out)."""
+def run_stage(project: Path, stage: str) -> tuple[float, str]:
+    """Seconds the stage took in a fresh process (its own timing log, start-up left out), and the
+    kernels it logged as in effect (``ganops.cpu.check``)."""
     code = f"from ganops.stages import run_stage; run_stage({stage!r}, 'params.yaml')"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATEN_", "ONEDNN_", "MKL_", "OMP_"))}
     subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True, capture_output=True)
-    return json.loads((project / "logs" / f"{stage}.json").read_text())["seconds"]
+    log = json.loads((project / "logs" / f"{stage}.json").read_text())
+    return log["seconds"], f"{log['cpu_capability']}, MKL {log['mkl_branch']}, {log['threads']} threads"
 
 
 def with_mode(project: Path, base: dict, mode: str, threads: int, reduce: bool) -> None:
@@ -60,6 +62,7 @@ def main() -> None:
     base = yaml.safe_load(Path(args.params).read_text())
     base.setdefault("data", {})["max_train"] = args.max_train
     seconds: dict[tuple[str, str], list[float]] = {(s, m): [] for s in STAGES for m in MODES}
+    in_effect: dict[str, set[str]] = {m: set() for m in MODES}
     with tempfile.TemporaryDirectory(prefix="ganops-cpu-kernels-") as tmp:
         project = Path(tmp)
         with_mode(project, base, "avx2", args.threads, not args.as_given)
@@ -68,7 +71,9 @@ def main() -> None:
             for mode in MODES:
                 with_mode(project, base, mode, args.threads, not args.as_given)
                 for stage in STAGES:  # evaluate scores the generator that train just wrote
-                    seconds[stage, mode].append(run_stage(project, stage))
+                    took, kernels = run_stage(project, stage)
+                    seconds[stage, mode].append(took)
+                    in_effect[mode].add(kernels)
 
     print(f"\n{args.threads} threads, median of {args.rounds} rounds\n")
     print("| stage | pinned avx2 (s) | native (s) | native speed-up |")
@@ -76,6 +81,10 @@ def main() -> None:
     for stage in STAGES:
         pinned, native = (statistics.median(seconds[stage, m]) for m in MODES)
         print(f"| {stage} | {pinned:.2f} | {native:.2f} | {pinned / native:.2f}x |")
+    print("\n| mode | kernels in effect (every stage) |")
+    print("|---|---|")
+    for mode in MODES:
+        print(f"| {mode} | {'; '.join(sorted(in_effect[mode]))} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 PyTorch picks its CPU kernels at run time: ATen's vectorized kernels and oneDNN's convolutions by
 the instruction set they find (AVX2, AVX-512, AMX), and MKL's BLAS (the linear layers' SGEMM) and
-VML (exp, log, tanh, sigmoid) by the instruction set *and the vendor*. Parallel kernels also split
+VML (exp, log, tanh, sqrt) by the instruction set *and the vendor*. Parallel kernels also split
 their reductions by the intra-op thread count. Each changes the last bits of a result, and a few
 thousand training steps turn those bits into another model.
 
@@ -39,10 +39,11 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PINNED_CAPABILITY = "AVX2"
 PINNED_MKL_BRANCH = "COMPATIBLE"
 
-# mkl_cbwr_get's answers (mkl_cbwr.h); the STRICT flag (0x10000) is not part of the branch.
+# mkl_cbwr_get's answers (mkl_cbwr.h); the STRICT flag (0x10000) is not part of the branch. "unset":
+# no branch asked for (MKL_CBWR absent), so MKL picks its fastest path call by call.
 MKL_BRANCHES = {
-    0: "OFF",
-    1: "OFF",
+    0: "unset",
+    1: "unset",
     2: "AUTO",
     3: "COMPATIBLE",
     4: "SSE2",

@@ -114,10 +114,10 @@ def batch_indices(n_images: int, params: EvaluatorParams, seed: int, device) -> 
 
 
 def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with its fused kernel where there is one, which takes square roots with the CPU's own
-    exact instruction. The default for-loop Adam calls torch.sqrt, which MKL's VML computes from an
-    approximate reciprocal square root (rsqrtps) on its vendor-neutral branch: a CPU's own answer to
-    that instruction, so the evaluator's bits then follow the CPU (docs/reproducibility.md)."""
+    """Adam with its fused kernel where there is one, which takes square roots with the exact
+    instruction. The default for-loop Adam calls torch.sqrt, which MKL's VML computes, not correctly
+    rounded, from the CPU's own answer to its approximate instructions (rsqrtps), so the evaluator's
+    bits would follow the CPU (measured: docs/reproducibility.md)."""
     return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda") or None)
 
 
