@@ -3,8 +3,9 @@
 A tiny pinned prepare -> evaluator -> train run must reproduce md5s committed here, on whatever CPU
 runs the suite, and again on an emulated CPU of the other vendor: QEMU's user-mode emulator answers
 CPUID as that CPU would (vendor, model, AVX2), so MKL, oneDNN and ATen pick the code paths they take
-there. Before the pin put MKL on its COMPATIBLE branch, the evaluator came out one way on Intel and
-another on AMD (docs/reproducibility.md), which these two tests catch.
+there. Before the pin put MKL on its COMPATIBLE branch and the evaluator's Adam was fused, the
+evaluator came out one way on Intel and another on AMD (docs/reproducibility.md); both tests fail with
+either change undone.
 
 Without the pin (``cpu.kernels: native``), what the libraries are told about the machine goes
 through, so capping the ISA and the threads by environment variables is a fair control there.
