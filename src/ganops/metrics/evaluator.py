@@ -25,6 +25,9 @@ from ganops.errors import DataError
 from ganops.files import save_torch
 from ganops.progress import Progress
 from ganops.runtime import Stream, seed_everything, stream
+from ganops.training.fast import adam
+
+ADAM_BETAS = (0.9, 0.999)  # torch's defaults
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +116,6 @@ def batch_indices(n_images: int, params: EvaluatorParams, seed: int, device) -> 
         yield perm[i * size : (i + 1) * size]
 
 
-def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with its fused kernel where there is one, which takes square roots with the exact
-    instruction. The default for-loop Adam calls torch.sqrt, which MKL's VML computes, not correctly
-    rounded, from the CPU's own answer to its approximate instructions (rsqrtps), so the evaluator's
-    bits would follow the CPU (measured: docs/reproducibility.md)."""
-    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda") or None)
-
-
 def train_evaluator(
     params: EvaluatorParams, train: PreparedSplit, test: PreparedSplit, seed: int, device: torch.device
 ) -> tuple[DomainClassifier, float]:
@@ -134,7 +129,7 @@ def train_evaluator(
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     spec = EvaluatorSpec(train.images.shape[1], num_classes, params.width, params.feature_dim)
     model = DomainClassifier(spec).to(device)
-    opt = adam(model.parameters(), params.lr, device)
+    opt = adam(model.parameters(), params.lr, ADAM_BETAS, device)
     images, labels = (
         torch.from_numpy(train.images).to(device),
         torch.from_numpy(train.labels).long().to(device),

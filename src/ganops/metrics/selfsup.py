@@ -24,15 +24,16 @@ from torch import nn
 from ganops.config import EvaluatorParams
 from ganops.data.prepared import PreparedSplit, to_unit_range
 from ganops.metrics.evaluator import (
+    ADAM_BETAS,
     SELF_SUPERVISED,
     DomainClassifier,
     EvaluatorSpec,
-    adam,
     batch_indices,
     total_steps,
 )
 from ganops.progress import Progress
 from ganops.runtime import Stream, seed_everything, stream
+from ganops.training.fast import adam
 
 METHODS = ("rotation", "contrastive")
 TEMPERATURE = 0.5  # SimCLR's value for small batches (their CIFAR-10 setting)
@@ -118,7 +119,7 @@ def train_self_supervised(
     spec = EvaluatorSpec(train.images.shape[1], 0, params.width, params.feature_dim, SELF_SUPERVISED)
     model = DomainClassifier(spec).to(device)
     head = _head(method, params.feature_dim).to(device)
-    opt = adam([*model.parameters(), *head.parameters()], params.lr, device)
+    opt = adam([*model.parameters(), *head.parameters()], params.lr, ADAM_BETAS, device)
     images = torch.from_numpy(train.images).to(device)
     _, total = total_steps(len(images), params)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, params.lr, total_steps=total)

@@ -29,6 +29,10 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float], device: torch.device):
+    """Adam, fused where torch has the kernel (the train stage and the evaluator). On CPU the fused
+    kernel also keeps the bits the same on Intel and AMD: it takes square roots with the exact
+    instruction, where the for-loop Adam's torch.sqrt goes to MKL's VML, not correctly rounded and
+    following the CPU's own answer to its approximate instructions (docs/reproducibility.md)."""
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
