@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ganops.clitools import ParamsOption, user_errors
-from ganops.entry import setup_logging
+from ganops.logs import setup_logging
 from ganops.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A reproducible GAN factory.")

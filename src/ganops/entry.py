@@ -8,19 +8,10 @@ what the verdict depends on). Any other command, flag or outcome goes through th
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "onnxscript", "torch.onnx", "onnx_ir"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+from ganops.logs import setup_logging
 
 
 def _remembered_validate(args: list[str]) -> bool:
