@@ -13,7 +13,7 @@ import numpy as np
 
 from ganops.data.locations import CIFAR_FOLDER as FOLDER
 from ganops.data.locations import RAW_DIR
-from ganops.data.sources import SOURCES, LoadOptions, RawDataset, Split
+from ganops.data.source_base import SOURCES, LoadOptions, RawDataset, Split
 from ganops.errors import DataError
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

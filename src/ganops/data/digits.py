@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.sources import SOURCES, LoadOptions, RawDataset, Split, held_out
+from ganops.data.source_base import SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, image_files
 from ganops.data.locations import RAW_DIR
 from ganops.data.patches import decode_patches, index_in_split
-from ganops.data.sources import SOURCES, LoadOptions, RawDataset, Split, held_out
+from ganops.data.source_base import SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
 

@@ -7,19 +7,20 @@ imagefolder) resize each file as they read it (shorter side to ``image_size``, c
 since the files differ in size, or with ``data.crop: random_patches`` cut patches from it at
 native resolution (data/patches.py). Everything after that (channels, resizing, duplicates,
 normalization, hashing) is shared in the prepare stage. Adding a source means writing one more
-function with ``@SOURCES.register("name")``; each one lives in its own module below.
+function with ``@SOURCES.register("name")`` (data/source_base.py: the types and the registry
+every source shares); the IDX sources live here, each other one in its own module, which this
+module imports so that ``SOURCES`` here holds them all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ganops import catalog
+from ganops.data import cifar, digits, folders  # noqa: F401 - they register their sources on import
 from ganops.data.idx import read_idx
 from ganops.data.locations import (
     DEFAULT_LOCATIONS,
@@ -28,54 +29,23 @@ from ganops.data.locations import (
     TORCHVISION_CLASSES,
     torchvision_raw_dir,
 )
+from ganops.data.source_base import SOURCES, LoadOptions, RawDataset, SourceFn, Split, held_out
 from ganops.errors import DataError
-from ganops.plugins import Registry
+
+# The shared names stay importable from here, where callers (stages/prepare.py, tests) take them.
+__all__ = [
+    "SOURCES",
+    "FASHION_MNIST",
+    "MNIST",
+    "IdxLayout",
+    "LoadOptions",
+    "RawDataset",
+    "SourceFn",
+    "Split",
+    "held_out",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Split:
-    images: np.ndarray  # uint8, (N, C, H, W)
-    labels: np.ndarray | None  # int64, (N,), or None for unlabelled data
-    # int64, (N,): which file of the split each row was cut from (random_patches), else None
-    sources: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class RawDataset:
-    name: str
-    origin: str  # where the files were read from, for the manifest
-    train: Split
-    test: Split
-    class_names: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()  # unreadable files left out (data.on_corrupt: skip)
-    downscaled: int = 0  # files shrunk to images.NATIVE_MAX_SIDE before patches were cut
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What a source that decodes files needs from ``data``; array sources ignore it."""
-
-    image_size: int = 32
-    on_corrupt: str = "skip"
-    test_fraction: float = 0.1
-    background: tuple[int, int, int] = (255, 255, 255)  # RGB under transparent pixels
-    crop: str = "resize"  # or random_patches: patches_per_image squares cut at native resolution
-    patches_per_image: int = 16
-
-
-SourceFn = Callable[[Path | None, LoadOptions], RawDataset]
-SOURCES: Registry[SourceFn] = Registry(catalog.SOURCES)
-
-
-def held_out(n: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """A fixed test mask for sources without a test split: ``fraction`` of n, chosen by a seeded shuffle."""
-    mask = np.zeros(n, dtype=bool)
-    if n > 1:
-        count = min(n - 1, max(1, round(n * fraction)))
-        mask[np.random.default_rng(seed).permutation(n)[:count]] = True
-    return mask
 
 
 @dataclass(frozen=True)
@@ -156,7 +126,3 @@ MNIST = IdxLayout("mnist", tuple(str(d) for d in range(10)))
 
 SOURCES.register("fashion-mnist")(FASHION_MNIST.load)
 SOURCES.register("mnist")(MNIST.load)
-
-
-# The other sources register themselves on import.
-from ganops.data import cifar, digits, folders  # noqa: E402,F401
