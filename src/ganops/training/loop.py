@@ -1,17 +1,18 @@
 """The GAN training loop, one for every task.
 
-The whole algorithm is visible in ``train``: take a batch, let the task (``ganops.tasks``: sample
-from noise, or restore a degraded image) make G's inputs and what D sees beside an image, update D on
-real and fake (``n_critic`` times), update G with the task's extra loss terms, average G's weights,
-log, now and then measure. The loop never asks which task it runs. Everything
-else (checkpoints, EMA, penalties, augmentation, live FID, grids, progress) sits behind small
-helpers. What the next step depends on is one ``TrainState`` (training.state), which a checkpoint
-saves and a resume restores. Randomness comes from the named streams of ``runtime.Stream`` so
-that a resumed run replays it exactly: the weights' init (``seed``), each epoch's shuffle
-(SHUFFLE, epoch), the latent noise (LATENT_NOISE, whose state is checkpointed), and per step
-(AUGMENT, step) for augmentation and penalty mixing plus (DROPOUT, step) seeding torch's global
-stream, which dropout draws from. Under data parallelism (training.distributed) every rank makes
-the same global batch and keeps its rows.
+The whole algorithm is visible in ``train``'s loop, one named step of ``_Run`` per phase: take a
+batch, let the task (``ganops.tasks``: sample from noise, or restore a degraded image) make G's
+inputs and what D sees beside an image, update D on real and fake (``d_step``, ``n_critic`` times),
+update G with the task's extra loss terms (``g_step``), average G's weights (``average_weights``),
+log (``log_losses``), now and then measure (``now_and_then``). The loop never asks which task it
+runs. Everything else (checkpoints, EMA, penalties, augmentation, live FID, grids, progress) sits
+behind small helpers. What the next step depends on is one ``TrainState`` (training.state), which
+a checkpoint saves and a resume restores. Randomness comes from the named streams of
+``runtime.Stream`` so that a resumed run replays it exactly: the weights' init (``seed``), each
+epoch's shuffle (SHUFFLE, epoch), the latent noise (LATENT_NOISE, whose state is checkpointed),
+and per step (AUGMENT, step) for augmentation and penalty mixing plus (DROPOUT, step) seeding
+torch's global stream, which dropout draws from. Under data parallelism (training.distributed)
+every rank makes the same global batch and keeps its rows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision.utils import save_image
 
@@ -189,18 +191,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     live = _live_quality(params, paths, task, device) if world.is_main else None
 
     # Resume from the run's newest checkpoint, if it has one.
-    saved = checkpoint.load_latest(run_dir, run_id, total)
-    world.barrier()  # every rank has read the checkpoints before rank 0 writes new ones
-    if world.is_main:
-        checkpoint.open_run(run_dir, material)
-    if saved is None:
-        _refuse_another_world_size(paths.checkpoints, material, total, world.size)
-        log.info("training run %s starts at step 0 (%s)", run_id[:16], run_dir)
-    else:
-        state.load_state_dict(saved)
-        log.info("resuming from step %d of %d (%s)", state.step, total, run_dir)
-    start = state.step
-    world.same_on_all_ranks(start, "the step training resumes from")
+    start = _resume(state, world, run_dir, material, total, paths.checkpoints)
 
     # Forward passes run through DDP (gradient all-reduce) and torch.compile when on; state is read
     # from G and D. D stays eager under a gradient penalty: compiled graphs have no double backward.
@@ -208,92 +199,44 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     D_step = fast.compiled(world.wrap(D), "off" if _double_backward(tp, loss) else tp.compile, device)
     G.train()
     D.train()
+    run = _Run(
+        params=params,
+        world=world,
+        task=task,
+        batches=batches,
+        examples=split.images,
+        spec=spec,
+        G=G,
+        D=D,
+        G_step=G_step,
+        D_step=D_step,
+        loss=loss,
+        lr_g=lr_g,
+        lr_d=lr_d,
+        state=state,
+        live=live,
+        total=total,
+        grid_every=grid_every,
+        run_dir=run_dir,
+        grids=grids,
+    )
 
-    # Train.
+    # Train: each step updates D (n_critic times), then G, then keeps the books.
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
-            torch.manual_seed(_dropout_seed(params.seed, step, world.rank))  # replayable, per rank
-            rng = stream(params.seed, Stream.AUGMENT, step)  # augmentation and GP mixing, replayable too
-            draws = world.draws(rng)  # ... drawn per image of the global batch
-            if schedule.depends_on_length(tp.lr_schedule):
-                factor = schedule.lr_factor(tp.lr_schedule, step, total)
-                schedule.set_lr(opt_g, lr_g, factor)
-                schedule.set_lr(opt_d, lr_d, factor)
-
-            # 1. D learns to tell real from fake, n_critic times (fakes detached: no gradient into G).
-            #    The task makes G's input (noise, or a degraded image) and says what D sees beside an
-            #    image, for the global batch; this rank keeps its rows.
+            rng, draws = run.begin_step(step)
             for k in range(tp.n_critic):
-                real, y_real = batches.get(step * tp.n_critic + k, rng)
-                pair = task.pair(real, y_real, step * tp.n_critic + k, G).share(world.share)
-                real = world.share(real)
-                real.requires_grad_(tp.r1_gamma > 0)
-                with _autocast(device, tp.mixed_precision):
-                    fake = G_step(*pair.inputs)
-                    fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # R2's point
-                    shown_real, shown_fake = pair.shown(real), pair.shown(fake_in)  # D's inputs
-                    logits_real = D_step(_augment(shown_real, tp, draws), pair.y_real).float()
-                    logits_fake = D_step(_augment(shown_fake, tp, draws), pair.y_fake).float()
-                    loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
-                    loss_d = loss_d + _penalty(
-                        tp,
-                        loss,
-                        D_step,
-                        (shown_real, logits_real),
-                        (shown_fake, logits_fake),
-                        pair.y_real,
-                        draws,
-                    )
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                if loss.weight_clip:
-                    clip_weights(D, tp.clip_value)
-
-            # 2. G learns to fool the freshly updated D (on the last critic step's fakes; a
-            #    relativistic loss pairs them with the freshly updated D's logits on that step's reals).
-            #    Besides fooling D, the task may ask more of G (restoration: L1 to the original).
-            with fast.frozen(D, enabled=world.size == 1), _autocast(device, tp.mixed_precision):
-                paired = _paired_real_logits(loss, D_step, pair, real, tp, draws)
-                loss_g = loss.g(D_step(_augment(pair.shown(fake), tp, draws), pair.y_fake).float(), paired)
-                for term in task.g_terms(fake, real).values():
-                    loss_g = loss_g + term
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            ema.update(G, step)
-            done = step + 1
-            state.step = done
-
-            # 3. Log the step's losses; stop on NaN.
-            epoch = batches.epoch_of(step * tp.n_critic)
-            row = _history_row(world, done, epoch, loss_d, loss_g, logits_real, logits_fake)
-            _stop_if_diverged(row, run_dir)
-            state.history.append(row)
-            progress.update(loss_d=row.loss_d, loss_g=row.loss_g)
-
-            # 4. Now and then: sample grid, live quality, checkpoint.
-            epoch_ends = batches.epoch_of(done * tp.n_critic) != epoch
-            if world.is_main and ((epoch_ends and (epoch + 1) % grid_every == 0) or done == total):
-                _save_grid(task, ema.shadow, split.images, grids / f"epoch_{epoch + 1:03d}.png")
-            if live is not None and (done % tp.eval_every == 0 or done == total):
-                state.live.append(_measure(live, ema.shadow, done, state.live, run_dir, spec))
-                _check_collapse(state.live[-1], tp, run_dir, state)
-            if world.is_main and (done % tp.checkpoint_every == 0 or done == total):
-                checkpoint.save_checkpoint(run_dir, done, state.state_dict())
+                critic = run.d_step(step * tp.n_critic + k, rng, draws)
+            loss_g = run.g_step(critic, draws)
+            run.average_weights(step)
+            run.log_losses(step, critic, loss_g, progress)
+            run.now_and_then(step)
     seconds = time.perf_counter() - began
 
     # Publish: rank 0 writes every file, and only now, so a run that stops keeps the last outputs.
     if world.is_main:
-        write_csv(paths.history, state.history, HistoryRow)
-        if paths.live is not None:  # written even when empty (train.eval_every 0): DVC declares it a plot
-            write_csv(paths.live, state.live, LiveRow)
-        checkpoint.publish_folder(grids, paths.samples)
-        save_generator(paths.generator, ema.shadow, spec, step=total)
-        checkpoint.mark_finished(run_dir, total)
-        checkpoint.prune_runs(paths.checkpoints, keep=run_dir)
-        _say_which_weights(state.live, total)
+        run.publish(paths)
     return TrainResult(
         steps=total,
         fingerprint=run_id,
@@ -303,6 +246,156 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         images_per_second=(total - start) * tp.batch_size / max(seconds, 1e-9),
         processes=world.size,
     )
+
+
+@dataclass(frozen=True)
+class _Critic:
+    """What D's last update of a step leaves for G's update and the log."""
+
+    real: torch.Tensor  # this rank's real images (with a gradient under R1)
+    pair: Pair  # G's inputs and what D sees beside an image, from the task
+    fake: torch.Tensor  # G's output, not detached: G's update backpropagates through it
+    loss_d: torch.Tensor
+    logits_real: torch.Tensor
+    logits_fake: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    """One training run's parts, built by ``train``, and the named steps its loop takes with them.
+    What changes from step to step lives in ``state`` (a TrainState, which checkpoints save)."""
+
+    params: Params
+    world: distributed.World
+    task: Task
+    batches: RealBatches
+    examples: np.ndarray  # the training images, uint8, which the sample grids start from
+    spec: ArchSpec
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_step: torch.nn.Module  # G (or D) as forward passes run it: through DDP, torch.compile
+    D_step: torch.nn.Module
+    loss: AdversarialLoss
+    lr_g: float
+    lr_d: float
+    state: TrainState  # also holds the optimizers, the EMA and the latent noise
+    live: LiveQuality | None  # live quality, on rank 0 when train.eval_every asks for it
+    total: int
+    grid_every: int
+    run_dir: Path
+    grids: Path
+
+    @property
+    def tp(self) -> TrainParams:
+        return self.params.train
+
+    def begin_step(self, step: int) -> tuple[torch.Generator, Draws]:
+        """Seed the step's random streams, so that a resumed run replays them, and set the learning
+        rates of a schedule that decays over the run."""
+        tp, world = self.tp, self.world
+        torch.manual_seed(_dropout_seed(self.params.seed, step, world.rank))  # replayable, per rank
+        rng = stream(self.params.seed, Stream.AUGMENT, step)  # augmentation and GP mixing, replayable too
+        draws = world.draws(rng)  # ... drawn per image of the global batch
+        if schedule.depends_on_length(tp.lr_schedule):
+            factor = schedule.lr_factor(tp.lr_schedule, step, self.total)
+            schedule.set_lr(self.state.opt_g, self.lr_g, factor)
+            schedule.set_lr(self.state.opt_d, self.lr_d, factor)
+        return rng, draws
+
+    def d_step(self, batch: int, rng: torch.Generator, draws: Draws) -> _Critic:
+        """D learns to tell real from fake (fakes detached: no gradient into G), on batch number
+        ``batch`` of the run. The task makes G's input (noise, or a degraded image) and says what
+        D sees beside an image, for the global batch; this rank keeps its rows."""
+        tp, world, loss, D_step = self.tp, self.world, self.loss, self.D_step
+        real, y_real = self.batches.get(batch, rng)
+        pair = self.task.pair(real, y_real, batch, self.G).share(world.share)
+        real = world.share(real)
+        real.requires_grad_(tp.r1_gamma > 0)
+        with _autocast(world.device, tp.mixed_precision):
+            fake = self.G_step(*pair.inputs)
+            fake_in = fake.detach().requires_grad_(tp.r2_gamma > 0)  # R2's point
+            shown_real, shown_fake = pair.shown(real), pair.shown(fake_in)  # D's inputs
+            logits_real = D_step(_augment(shown_real, tp, draws), pair.y_real).float()
+            logits_fake = D_step(_augment(shown_fake, tp, draws), pair.y_fake).float()
+            loss_d = loss.d(logits_real, logits_fake, tp.label_smoothing)
+            loss_d = loss_d + _penalty(
+                tp,
+                loss,
+                D_step,
+                (shown_real, logits_real),
+                (shown_fake, logits_fake),
+                pair.y_real,
+                draws,
+            )
+        opt_d = self.state.opt_d
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        if loss.weight_clip:
+            clip_weights(self.D, tp.clip_value)
+        return _Critic(
+            real=real, pair=pair, fake=fake, loss_d=loss_d, logits_real=logits_real, logits_fake=logits_fake
+        )
+
+    def g_step(self, critic: _Critic, draws: Draws) -> torch.Tensor:
+        """G learns to fool the freshly updated D (on the last critic step's fakes; a relativistic
+        loss pairs them with the freshly updated D's logits on that step's reals). Besides fooling
+        D, the task may ask more of G (restoration: L1 to the original). Returns G's loss."""
+        tp, world, loss, D_step = self.tp, self.world, self.loss, self.D_step
+        pair, real, fake = critic.pair, critic.real, critic.fake
+        with fast.frozen(self.D, enabled=world.size == 1), _autocast(world.device, tp.mixed_precision):
+            paired = _paired_real_logits(loss, D_step, pair, real, tp, draws)
+            loss_g = loss.g(D_step(_augment(pair.shown(fake), tp, draws), pair.y_fake).float(), paired)
+            for term in self.task.g_terms(fake, real).values():
+                loss_g = loss_g + term
+        opt_g = self.state.opt_g
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return loss_g
+
+    def average_weights(self, step: int) -> None:
+        """G's moving average follows the update; then the step counts as done."""
+        self.state.ema.update(self.G, step)
+        self.state.step = step + 1
+
+    def log_losses(self, step: int, critic: _Critic, loss_g: torch.Tensor, progress: Progress) -> None:
+        """Log the step's losses (the history, the progress line); stop on NaN."""
+        epoch = self.batches.epoch_of(step * self.tp.n_critic)
+        row = _history_row(
+            self.world, step + 1, epoch, critic.loss_d, loss_g, critic.logits_real, critic.logits_fake
+        )
+        _stop_if_diverged(row, self.run_dir)
+        self.state.history.append(row)
+        progress.update(loss_d=row.loss_d, loss_g=row.loss_g)
+
+    def now_and_then(self, step: int) -> None:
+        """Now and then: a sample grid (per epoch or k epochs), live quality, a checkpoint; each at
+        the last step too."""
+        tp, world, state, done = self.tp, self.world, self.state, step + 1
+        epoch = self.batches.epoch_of(step * tp.n_critic)
+        epoch_ends = self.batches.epoch_of(done * tp.n_critic) != epoch
+        shadow = state.ema.shadow
+        if world.is_main and ((epoch_ends and (epoch + 1) % self.grid_every == 0) or done == self.total):
+            _save_grid(self.task, shadow, self.examples, self.grids / f"epoch_{epoch + 1:03d}.png")
+        if self.live is not None and (done % tp.eval_every == 0 or done == self.total):
+            state.live.append(_measure(self.live, shadow, done, state.live, self.run_dir, self.spec))
+            _check_collapse(state.live[-1], tp, self.run_dir, state)
+        if world.is_main and (done % tp.checkpoint_every == 0 or done == self.total):
+            checkpoint.save_checkpoint(self.run_dir, done, state.state_dict())
+
+    def publish(self, paths: TrainPaths) -> None:
+        """Rank 0 writes the run's outputs: the history and live quality CSVs, the grids, the EMA
+        generator; then it marks the run finished and prunes the other runs' folders."""
+        state = self.state
+        write_csv(paths.history, state.history, HistoryRow)
+        if paths.live is not None:  # written even when empty (train.eval_every 0): DVC declares it a plot
+            write_csv(paths.live, state.live, LiveRow)
+        checkpoint.publish_folder(self.grids, paths.samples)
+        save_generator(paths.generator, state.ema.shadow, self.spec, step=self.total)
+        checkpoint.mark_finished(self.run_dir, self.total)
+        checkpoint.prune_runs(paths.checkpoints, keep=self.run_dir)
+        _say_which_weights(state.live, self.total)
 
 
 def _total_steps(tp: TrainParams, per_epoch: int, n_images: int, budget: tuple[int | None, str]) -> int:
@@ -322,6 +415,27 @@ def _total_steps(tp: TrainParams, per_epoch: int, n_images: int, budget: tuple[i
         f"train.epochs={tp.epochs}" if tp.epochs is not None else f"{named}={images}",
     )
     return total
+
+
+def _resume(
+    state: TrainState, world: distributed.World, run_dir: Path, material: dict, total: int, checkpoints: Path
+) -> int:
+    """Load the run's newest checkpoint into ``state``, if it has one, and open the run's folder;
+    returns the step training starts from (the same on every rank)."""
+    run_id = state.fingerprint
+    saved = checkpoint.load_latest(run_dir, run_id, total)
+    world.barrier()  # every rank has read the checkpoints before rank 0 writes new ones
+    if world.is_main:
+        checkpoint.open_run(run_dir, material)
+    if saved is None:
+        _refuse_another_world_size(checkpoints, material, total, world.size)
+        log.info("training run %s starts at step 0 (%s)", run_id[:16], run_dir)
+    else:
+        state.load_state_dict(saved)
+        log.info("resuming from step %d of %d (%s)", state.step, total, run_dir)
+    start = state.step
+    world.same_on_all_ranks(start, "the step training resumes from")
+    return start
 
 
 def _refuse_another_world_size(checkpoints: Path, material: dict, total: int, world_size: int) -> None:
