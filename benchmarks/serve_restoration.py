@@ -33,11 +33,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from ganops.cards import card  # noqa: E402
 from ganops.serve.contract import RestoreLimits  # noqa: E402
 from ganops.serve.loadgen import run_load  # noqa: E402
 from serve_helpers import serve_process  # noqa: E402  (the tests' launcher: free port, wait for /readyz)
 
-ROUTES = {"superres": "/v1/upscale", "inpaint": "/v1/inpaint"}
+ROUTES = {task: card(task).image_to_image.route for task in ("superres", "inpaint")}
 TARGET_S = {"superres": 1.0, "inpaint": 0.5}  # the issue's, for 256x256 on 2 cores
 TARGET_SERVER_SHARE = 0.8
 

@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganops import baselines
+from ganops.cards import card
 from ganops.metrics.restoration import (
     PSNR_CAP_DB,
     colour_histogram_distance,
@@ -19,8 +21,22 @@ from ganops.metrics.restoration import (
     to_luma,
 )
 from ganops.serve.images import to_uint8
-from ganops.tasks.baselines import bicubic_upscale, grey_colorize, telea_inpaint
 from ganops.telea import RADIUS
+
+
+def bicubic_upscale(low: torch.Tensor, factor: int) -> torch.Tensor:
+    """The superres card's baseline (NumPy, as the evaluate stage and the server run it) on tensors."""
+    return torch.from_numpy(baselines.bicubic(low.numpy(), low.shape[1], factor))
+
+
+def telea_inpaint(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The inpaint card's baseline on the image and its N1HW mask, encoded as the card encodes them."""
+    model_input = card("inpaint").image_to_image.encode(image, mask)
+    return torch.from_numpy(baselines.telea(model_input.numpy(), image.shape[1], 1))
+
+
+def grey_colorize(luma: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(baselines.grey(luma.numpy(), 3, 1))
 
 
 def smooth_colour_fields(n: int, size: int, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
@@ -183,7 +199,7 @@ def opencv_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_telea_inpaint_is_opencvs_own_telea_bit_for_bit(channels):
-    """The evaluate stage's Telea (ganops.telea through tensors) against cv2.inpaint called here, on
+    """The evaluate stage's Telea (the inpaint card's baseline) against cv2.inpaint called here, on
     textured pixels whose channels differ, so that a channel order mixed up on the way shows."""
     rng = np.random.default_rng(channels)
     y, x = np.mgrid[:24, :20]

@@ -20,6 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganops import colour
+from ganops.cards import card
 from ganops.cli import app as cli
 from ganops.serve import restore
 from ganops.serve.app import ServeSettings, create_app
@@ -30,7 +31,7 @@ from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
 from serve_helpers import export_tiny, export_tiny_restoration, uvicorn_thread
 
-ROUTES = {"inpaint": "/v1/inpaint", "superres": "/v1/upscale", "colorize": "/v1/colorize"}
+ROUTES = {task: card(task).image_to_image.route for task in ("inpaint", "superres", "colorize")}
 PARITY_TOLERANCE = 1e-3  # export.parity_tolerance's default
 # Small limits, so the pixel limit, tiling and the body limit are reached with tiny images.
 LIMITS = RestoreLimits(max_pixels=48 * 48, tile_size=16, tile_overlap=8, batch=4)
@@ -176,10 +177,21 @@ def test_the_baseline_view_runs_without_torch():
 
 
 def scored_bicubic(pixels: np.ndarray, factor: int) -> np.ndarray:
-    """What the evaluate stage scores (tasks/baselines.py) for these (H, W, C) uint8 pixels, as 8-bit pixels."""
-    from ganops.tasks.baselines import bicubic_upscale
+    """What the evaluate stage scores (tasks/restoration.py's baseline, a torch wrapper of the card's)
+    for these (H, W, C) uint8 pixels, as 8-bit pixels."""
+    low = torch.from_numpy(restore.to_unit(pixels))[None]
+    return to_uint8(scored_baseline("superres", low, pixels.shape[2], factor).numpy())[0]
 
-    return to_uint8(bicubic_upscale(torch.from_numpy(restore.to_unit(pixels))[None], factor).numpy())[0]
+
+def scored_baseline(task: str, model_input: torch.Tensor, channels: int, scale: int = 2) -> torch.Tensor:
+    """The evaluate stage's baseline of ``task`` on a model input, through the task object it scores with."""
+    from ganops.config import parse_params
+    from ganops.runtime import Stream, stream
+    from ganops.tasks import build_task
+
+    params = parse_params({"task": task, "restore": {"superres": {"factor": scale}}})
+    built = build_task(params, torch.device("cpu"), stream(0, Stream.LATENT_NOISE))
+    return built.baseline(model_input, channels)
 
 
 def torch_bicubic(pixels: np.ndarray, factor: int) -> np.ndarray:
@@ -194,12 +206,13 @@ def torch_bicubic(pixels: np.ndarray, factor: int) -> np.ndarray:
 
 
 def scored_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
-    """The evaluate stage's Telea (tasks/baselines.py) on these (H, W, C) uint8 pixels, as 8-bit pixels."""
-    from ganops.tasks.baselines import telea_inpaint
+    """The evaluate stage's Telea (tasks/restoration.py's baseline) on these (H, W, C) uint8 pixels, as 8-bit pixels."""
+    from ganops.cards import card
 
     image = torch.from_numpy(restore.to_unit(pixels))[None]
     mask = torch.from_numpy(holes.astype(np.float32))[None, None]
-    return ((telea_inpaint(image, mask)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    filled = scored_baseline("inpaint", card("inpaint").image_to_image.encode(image, mask), pixels.shape[2])
+    return ((filled[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
 
 
 def opencv_telea(pixels: np.ndarray, holes: np.ndarray) -> np.ndarray:
@@ -439,7 +452,7 @@ def test_the_cli_names_the_file_and_the_fix(models, tmp_path):
     assert result.exit_code == 2
     assert f"error: {broken}: image: not a PNG or JPEG file" in result.output
     result = CliRunner().invoke(cli, ["restore", str(models["inpaint"]), str(broken), "--provider", "cpu"])
-    assert result.exit_code == 2 and "--mask: an inpaint model needs the mask" in result.output
+    assert result.exit_code == 2 and "--mask: the inpaint model needs the mask" in result.output
     result = CliRunner().invoke(cli, ["sample", str(models["colorize"]), "-o", str(tmp_path / "x.png")])
     assert result.exit_code == 2 and "a colorize model samples nothing; use `ganops restore" in result.output
     overlap = ["--tile-size", "16", "--tile-overlap", "16"]

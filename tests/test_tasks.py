@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganops.cards import card
 from ganops.config import parse_params
 from ganops.errors import ConfigError, DataError
 from ganops.files import read_json
@@ -81,7 +82,9 @@ def test_networks_take_any_multiple_of_their_stride(task, channels, scale):
         x = torch.rand(2, inputs, 12, 20) * 2 - 1  # the U-Net works at the input's size: multiples of 4
     if task == "inpaint":  # the model's input: the image with its hole zeroed, and a 0/1 mask (1 = hole)
         image = torch.rand(2, channels, 12, 20) * 2 - 1
-        x = degrade.hide(image, degrade.masks(2, 12, 20, (0.3, 0.5), stream(0, Stream.DEGRADE, 0)))
+        x = card("inpaint").image_to_image.encode(
+            image, degrade.masks(2, 12, 20, (0.3, 0.5), stream(0, Stream.DEGRADE, 0))
+        )
     out = G(x)
     assert out.shape == (2, channels, x.shape[2] * scale, x.shape[3] * scale)
     seen = {"inpaint": x, "superres": torch.nn.functional.interpolate(x, scale_factor=scale), "colorize": x}[

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ganops.cards import CARDS
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -23,11 +25,14 @@ ARCHITECTURES = Kind("architecture", ("dcgan", "mlp", "resnet", "unet"))
 LOSSES = Kind(
     "loss", ("hinge", "least_squares", "minimax", "non_saturating", "relativistic", "wgan", "wgan_gp")
 )
-TASKS = Kind("task", ("colorize", "generate", "inpaint", "superres"))
+TASKS = Kind("task", tuple(sorted(CARDS)))  # one card per task (ganops.cards)
 METRICS = Kind("metric", ("classes", "fid", "fid_bootstrap", "fid_inception", "is", "kid", "prdc"))
 
 # Traits the params validator needs besides the names (checked against the implementations too).
 CONDITIONAL_ARCHITECTURES = ("dcgan", "resnet")  # a class-conditional variant exists
 IMAGE_TO_IMAGE_ARCHITECTURES = ("unet",)  # the restoration tasks' network (image in, image out)
 SMOOTHABLE_LOSSES = ("minimax", "non_saturating")  # cross-entropy: one-sided label smoothing applies
+# The tasks' traits the validator checks, read from their cards: a new card needs no edit here.
+IMAGE_TO_IMAGE_TASKS = tuple(name for name, c in sorted(CARDS.items()) if c.image_to_image)
+COLOUR_TASKS = tuple(name for name in IMAGE_TO_IMAGE_TASKS if CARDS[name].image_to_image.learns_colour)
 FILE_SOURCES = ("celeba", "imagefolder")  # decode image files of any size: data.crop random_patches applies

@@ -388,12 +388,6 @@ class Params(Section):
     schedule: ScheduleParams = ScheduleParams()
     restore: RestoreParams = RestoreParams()
 
-    @property
-    def model_name(self) -> str:
-        """The registered model: register.model_name for sampling, ganops-<task> for a restoration task
-        (one registered model per task: versions of different tasks are never compared)."""
-        return self.register.model_name if self.task == "generate" else f"ganops-{self.task}"
-
     @field_validator("task")
     @classmethod
     def _known_task(cls, name: str) -> str:
@@ -401,22 +395,25 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _network_fits_task(self) -> Params:
-        if self.task == "generate" and self.model.arch in catalog.IMAGE_TO_IMAGE_ARCHITECTURES:
+        if (
+            self.task not in catalog.IMAGE_TO_IMAGE_TASKS
+            and self.model.arch in catalog.IMAGE_TO_IMAGE_ARCHITECTURES
+        ):
             samplers = [
                 a for a in catalog.ARCHITECTURES.names if a not in catalog.IMAGE_TO_IMAGE_ARCHITECTURES
             ]
             raise ValueError(
-                f"model.arch: {self.model.arch} maps images to images, the network of the restoration tasks "
-                f"(task: inpaint, superres or colorize); for task generate use one of {', '.join(samplers)}"
+                f"model.arch: {self.model.arch} maps images to images, the network of the image-to-image tasks "
+                f"(task: {', '.join(catalog.IMAGE_TO_IMAGE_TASKS)}); for task {self.task} use one of {', '.join(samplers)}"
             )
         return self
 
     @model_validator(mode="after")
     def _colour_to_colorize(self) -> Params:
         gray = self.data.channels == 1 or (self.data.channels is None and self.data.source in GRAY_SOURCES)
-        if self.task == "colorize" and gray:
+        if self.task in catalog.COLOUR_TASKS and gray:
             raise ValueError(
-                f"task: colorize learns colour from colour images, and data.source {self.data.source} "
+                f"task: {self.task} learns colour from colour images, and data.source {self.data.source} "
                 f"{'is converted to' if self.data.channels == 1 else 'has'} one channel; use an RGB source "
                 "(data.source=imagefolder with data.root=DIR of colour photos, or cifar10) with data.channels 3 or null"
             )

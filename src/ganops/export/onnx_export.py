@@ -39,7 +39,7 @@ def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, 
         "ganops.latent_dim": str(spec.latent_dim),
         "ganops.image_shape": ",".join(map(str, (spec.channels, spec.image_size, spec.image_size))),
         "ganops.value_range": "-1,1",
-        "ganops.input": signature.INPUT_NAMES["generate"],
+        "ganops.input": signature.input_name(spec),
         "ganops.output": OUTPUT,
     }
     if cdf:  # conditional: the class is read from z[:, 0] against this prior (see serve.latents.with_class)
@@ -50,7 +50,7 @@ def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, 
 
 def _restoration_metadata(spec: ArchSpec) -> dict[str, str]:
     contract = signature.restoration_contract(spec)
-    named = {"arch": spec.arch, "input": signature.INPUT_NAMES[spec.task], "output": OUTPUT, **contract}
+    named = {"arch": spec.arch, "input": signature.input_name(spec), "output": OUTPUT, **contract}
     return {f"ganops.{key}": signature.metadata_text(value) for key, value in named.items()}
 
 
@@ -146,7 +146,7 @@ def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: floa
         "sha256": sha256,
         "opset": opset,
         "input": {
-            "name": signature.INPUT_NAMES["generate"],
+            "name": signature.input_name(spec),
             "shape": ["batch", spec.latent_dim],
             "dtype": "float32",
         },
@@ -172,7 +172,7 @@ def _restoration_sidecar(
         "sha256": sha256,
         "opset": opset,
         "input": {
-            "name": signature.INPUT_NAMES[spec.task],
+            "name": signature.input_name(spec),
             "shape": ["batch", signature.input_channels(spec), "height", "width"],
             "dtype": "float32",
         },

@@ -1,5 +1,6 @@
 """What goes into the exported graph and what comes out, per task: the input's name and dynamic axes,
-the inputs parity is checked on, and the pre/post-processing contract a server follows.
+the inputs parity is checked on, and the pre/post-processing contract a server follows, all read
+from the task's card (ganops.cards). Today:
 
 - generate: ``z`` (batch, latent_dim) -> ``images`` (batch, C, size, size);
 - inpaint: ``masked_image`` (batch, C+1, height, width): the image with the hole set to 0 (mid-grey)
@@ -19,16 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ganops.colour import LUMA_WEIGHTS
+from ganops.cards import card
 from ganops.models import ArchSpec
 
 OUTPUT = "images"
-INPUT_NAMES = {
-    "generate": "z",
-    "inpaint": "masked_image",
-    "superres": "low_res_image",
-    "colorize": "luminance",
-}
 
 
 @dataclass(frozen=True)
@@ -40,12 +35,17 @@ class Signature:
     dynamic_shapes: tuple[dict[int, object], ...]
 
 
+def input_name(spec: ArchSpec) -> str:
+    return card(spec.task).input_name
+
+
 def is_restoration(spec: ArchSpec) -> bool:
-    return spec.task != "generate"
+    """Whether the graph maps an image to an image (rather than noise to an image)."""
+    return card(spec.task).image_to_image is not None
 
 
 def input_channels(spec: ArchSpec) -> int:
-    return {"inpaint": spec.channels + 1, "superres": spec.channels, "colorize": 1}[spec.task]
+    return card(spec.task).image_to_image.input_channels(spec.channels)
 
 
 def size_multiple(spec: ArchSpec) -> int:
@@ -61,7 +61,7 @@ def trained_input_size(spec: ArchSpec) -> int:
 def input_signature(spec: ArchSpec) -> Signature:
     batch = torch.export.Dim("batch")
     if not is_restoration(spec):
-        return Signature(INPUT_NAMES["generate"], torch.randn(2, spec.latent_dim), ({0: batch},))
+        return Signature(input_name(spec), torch.randn(2, spec.latent_dim), ({0: batch},))
     multiple = size_multiple(spec)
     # A plain Dim does not export: the U-Net's skips need 2 * (h // 2) == h at every level, which
     # torch.export can only prove when the size is declared a multiple.
@@ -73,7 +73,7 @@ def input_signature(spec: ArchSpec) -> Signature:
     # Two blocks, not one: torch.export specializes a dimension whose example size is 1.
     side = 2 * multiple
     example = torch.zeros(2, input_channels(spec), side, side)
-    return Signature(INPUT_NAMES[spec.task], example, ({0: batch, 2: height, 3: width},))
+    return Signature(input_name(spec), example, ({0: batch, 2: height, 3: width},))
 
 
 def parity_sizes(spec: ArchSpec) -> list[tuple[int, int]]:
@@ -87,12 +87,12 @@ def parity_inputs(spec: ArchSpec, samples: int, rng: torch.Generator) -> list[to
     """Random inputs of the right shape and range, one batch per parity size, drawn in order from ``rng``."""
     if not is_restoration(spec):
         return [torch.randn(samples, spec.latent_dim, generator=rng)]
-    batches = []
+    facts, batches = card(spec.task).image_to_image, []
     for height, width in parity_sizes(spec):
         image = torch.rand(samples, input_channels(spec), height, width, generator=rng) * 2 - 1
-        if spec.task == "inpaint":
+        if facts.mask is not None:  # a valid mask: holes of 1, the image blanked under them
             hole = (torch.rand(samples, 1, height, width, generator=rng) < 0.5).float()
-            image = torch.cat([image[:, :-1] * (1 - hole), hole], dim=1)
+            image = facts.encode(image[:, :-1], hole)
         batches.append(image)
     return batches
 
@@ -105,6 +105,7 @@ def batch_label(batch: torch.Tensor) -> str:
 def restoration_contract(spec: ArchSpec) -> dict:
     """The pre/post-processing a server needs besides the tensor names, as JSON values (the sidecar's
     keys; the ONNX metadata holds the same under ``ganops.<key>``)."""
+    facts = card(spec.task).image_to_image
     contract = {
         "task": spec.task,
         "layout": "NCHW",
@@ -115,19 +116,13 @@ def restoration_contract(spec: ArchSpec) -> dict:
         "trained_size": [spec.image_size, spec.image_size],  # of the output
         "value_range": [-1.0, 1.0],
     }
-    if spec.task == "inpaint":
+    if facts.mask is not None:
         contract |= {
             "mask_channel": spec.channels,  # 0-based: the last channel
-            "mask_hole_value": 1,  # 1 = fill this pixel, 0 = keep it
-            "masked_pixel_value": 0.0,  # the image channels inside the hole (mid-grey), as in training
+            "mask_hole_value": int(facts.mask.hole_value),  # fill this pixel; 0 = keep it
+            "masked_pixel_value": facts.mask.masked_pixel_value,  # the image channels inside the hole
         }
-    if spec.task == "colorize":
-        weights = " + ".join(f"{w} {c}" for w, c in zip(LUMA_WEIGHTS, "RGB", strict=True))
-        contract |= {
-            "input_colour": f"luminance Y = {weights} (full-range BT.601) of RGB in [-1, 1]",
-            "output_colour": "RGB",
-        }
-    return contract
+    return contract | facts.contract
 
 
 def metadata_text(value: object) -> str:

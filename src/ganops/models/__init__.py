@@ -19,6 +19,7 @@ from typing import Protocol
 from torch import nn
 
 from ganops import catalog
+from ganops.cards import card
 from ganops.errors import ConfigError
 from ganops.plugins import Registry
 
@@ -44,7 +45,7 @@ class ArchSpec:
         """The fields that rebuild the network. A sampling generator's dict leaves out the restoration
         fields, so its generator.pt and export sidecar stay the bytes they were before those fields."""
         fields = asdict(self)
-        if self.task == "generate":
+        if card(self.task).image_to_image is None:
             for name in RESTORATION_FIELDS:
                 fields.pop(name)
         return fields

@@ -2,20 +2,21 @@
 
 Both are fully convolutional: the U-Net takes any height and width that are a multiple of
 2**depth (servers pad to it), the PatchGAN returns a map of logits, one per overlapping patch. A
-small head per task turns the U-Net into that task's generator, so that the ONNX graph holds the
-whole contract (what goes in, what comes out) and a server needs nothing else:
+small head turns the U-Net into a task's generator (the task's card names it: ganops.cards), so
+that the ONNX graph holds the whole contract (what goes in, what comes out) and a server needs
+nothing else:
 
-- inpaint: in = image x (1 - mask) and the mask (1 = hole); the U-Net's output fills the hole
+- fill (inpaint): in = image x (1 - mask) and the mask (1 = hole); the U-Net's output fills the hole
   and the known pixels pass through unchanged;
-- superres: in = the low-resolution image; the U-Net works at its size and a sub-pixel convolution
+- upscale (superres): in = the low-resolution image; the U-Net works at its size and a sub-pixel convolution
   (pixel shuffle, Shi et al., 2016) turns its features into the detail added to the bicubic upscale
   by ``scale`` (a residual, so an untrained network starts near the bicubic baseline). At the
   input's size the U-Net costs 1/scale**2 of what it would at the output's;
-- colorize: in = the luminance (colour.luminance); the U-Net predicts the chroma and the output
+- chroma (colorize): in = the luminance (colour.luminance); the U-Net predicts the chroma and the output
   keeps the input's luminance exactly.
 
 D sees the output beside the input (the task's ``Pair.shown``), so its input has the image's
-channels plus the condition's.
+channels plus the model input's (the card's ``input_channels``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganops import colour
+from ganops.cards import card, image_tasks
 from ganops.errors import ConfigError
 from ganops.models import ARCHITECTURES, ArchSpec
 from ganops.models.layers import d_activation, sn
@@ -68,10 +70,26 @@ class UNet(nn.Module):
         return self.head(h)
 
 
+HEADS: dict[str, type[nn.Module]] = {}  # by the name a card gives its head
+
+
+def head(name: str):
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        HEADS[name] = cls
+        return cls
+
+    return add
+
+
+def model_input_channels(spec: ArchSpec) -> int:
+    return card(spec.task).image_to_image.input_channels(spec.channels)
+
+
+@head("fill")
 class Inpainter(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        self.unet = UNet(spec.channels + 1, spec.channels, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), spec.channels, spec.g_width, spec.depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         image, mask = x[:, :-1], x[:, -1:]
@@ -79,11 +97,12 @@ class Inpainter(nn.Module):
         return image * (1 - mask) + fill * mask
 
 
+@head("upscale")
 class Upscaler(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.scale = spec.scale
-        self.unet = UNet(spec.channels, spec.channels * spec.scale**2, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), spec.channels * spec.scale**2, spec.g_width, spec.depth)
         self.to_output_size = nn.PixelShuffle(spec.scale)  # (C x scale**2, H, W) -> (C, scale x H, scale x W)
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
@@ -91,18 +110,14 @@ class Upscaler(nn.Module):
         return (up + self.to_output_size(self.unet(low))).clamp(-1, 1)
 
 
+@head("chroma")
 class Colorizer(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        self.unet = UNet(1, 2, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), 2, spec.g_width, spec.depth)
 
     def forward(self, luma: torch.Tensor) -> torch.Tensor:
         return colour.to_rgb(luma, torch.tanh(self.unet(luma))).clamp(-1, 1)
-
-
-GENERATORS: dict[str, type[nn.Module]] = {"inpaint": Inpainter, "superres": Upscaler, "colorize": Colorizer}
-# The channels of what D sees beside the output (its input, at the output's size), by image channels.
-CONDITION_CHANNELS = {"inpaint": lambda c: c + 1, "superres": lambda c: c, "colorize": lambda c: 1}
 
 
 class PatchGAN(nn.Module):
@@ -110,7 +125,7 @@ class PatchGAN(nn.Module):
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        cin = spec.channels + CONDITION_CHANNELS[spec.task](spec.channels)
+        cin = spec.channels + model_input_channels(spec)  # the output beside the input, at the output's size
         norm = not spec.spectral_norm  # spectral norm replaces batch norm, as in the sampling Ds
         width = spec.d_width
         layers: list[nn.Module] = [
@@ -144,12 +159,13 @@ class UNetArchitecture:
         return "16 and up, a multiple of 2**restore.depth"
 
     def generator(self, spec: ArchSpec) -> nn.Module:
-        if spec.task not in GENERATORS:
+        facts = card(spec.task).image_to_image
+        if facts is None:
             raise ConfigError(
-                f"model.arch: unet is the network of the restoration tasks ({', '.join(GENERATORS)}); "
+                f"model.arch: unet is the network of the image-to-image tasks ({', '.join(image_tasks())}); "
                 f"set task to one of them, or model.arch to a sampling network for task {spec.task}"
             )
-        return GENERATORS[spec.task](spec)
+        return HEADS[facts.head](spec)
 
     def discriminator(self, spec: ArchSpec) -> nn.Module:
         return PatchGAN(spec)

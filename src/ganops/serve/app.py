@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from ganops.cards import card
 from ganops.serve import restoration_api, sampler_api
 from ganops.serve.batcher import MicroBatcher, Overloaded
 from ganops.serve.contract import RestoreLimits
@@ -119,7 +120,7 @@ class Instrument:
 
 
 def _page(task: str) -> str:
-    name = "index.html" if task == "generate" else "restore.html"
+    name = "restore.html" if card(task).image_to_image else "index.html"
     return importlib.resources.files("ganops.serve").joinpath(f"static/{name}").read_text()
 
 
@@ -145,7 +146,7 @@ async def _unless_disconnected(request: Request, work, poll_s: float = 0.05):
 
 def create_app(session: GeneratorSession, settings: ServeSettings = ServeSettings()) -> FastAPI:
     info = session.info
-    sampler = info.task == "generate"
+    sampler = card(info.task).image_to_image is None
     metrics = ServeMetrics()
     # A sampler's rows are latents; a restoration model's are whole images or tiles.
     rows_per_run = (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ganops.cards import card
 from ganops.clitools import user_errors
 from ganops.serve.contract import RestoreLimits
 
@@ -133,7 +134,7 @@ def sample(
             raise ServeError(f"--out {out}: must end in .png (grid) or .npy (array)")
         session = GeneratorSession(resolve(model, tracking_uri), provider)
         info = session.info
-        if info.task != "generate":
+        if card(info.task).image_to_image:
             raise ServeError(
                 f"{model}: a {info.task} model samples nothing; use `ganops restore MODEL IMAGE`"
             )

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ganops.cards import ImageToImage, image_tasks, image_to_image
 from ganops.errors import ServeError
-
-TASKS = ("inpaint", "superres", "colorize")
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class RestoreLimits:
 
 @dataclass(frozen=True)
 class RestorationInfo:
-    task: str  # inpaint | superres | colorize
+    task: str  # an image-to-image task (ganops.cards)
     input_name: str
     output_name: str
     input_channels: int  # inpaint: image channels + the mask; colorize: 1 (luminance)
@@ -43,6 +42,11 @@ class RestorationInfo:
     masked_pixel_value: float = 0.0  # inpaint: the image channels' value inside a hole
 
     @property
+    def facts(self) -> ImageToImage:
+        """The task's card: how an upload becomes the model's input, its baseline, route and fields."""
+        return image_to_image(self.task)
+
+    @property
     def trained_input_side(self) -> int:
         return max(self.size_multiple, self.trained_size[0] // self.scale)
 
@@ -50,9 +54,9 @@ class RestorationInfo:
 def restoration_info(meta: dict[str, str], input_dtype: str, origin: str) -> RestorationInfo:
     """The contract of a restoration graph from its metadata_props; ServeError naming the key otherwise."""
     task = meta.get("ganops.task")
-    if task not in TASKS:
+    if task not in image_tasks():
         raise ServeError(
-            f"{origin}: ganops.task is {task!r}, not one of {', '.join(TASKS)} or generate; "
+            f"{origin}: ganops.task is {task!r}, not one of {', '.join(image_tasks())} or generate; "
             "serve a file written by `ganops export`"
         )
     try:

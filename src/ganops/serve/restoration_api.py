@@ -1,4 +1,5 @@
-"""The one route of a restoration model: POST /v1/inpaint, /v1/upscale or /v1/colorize, by its task.
+"""The route of an image-to-image model (POST /v1/inpaint, /v1/upscale, ...: its task card's route)
+and its classical baseline's, with the card's fields and summary.
 
 The upload (uploads.py) is decoded, padded and cut into batches in a worker thread (restore.prepare),
 the batches are queued on the micro-batcher like a sampler's latents (requests of the same padded
@@ -15,20 +16,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from ganops.cards import card
 from ganops.serve import restore
 from ganops.serve.batcher import MicroBatcher
 from ganops.serve.contract import RestorationInfo, RestoreLimits
 from ganops.serve.schemas import Problem
 from ganops.serve.session import GeneratorSession
 from ganops.serve.uploads import read_upload, request_body
-
-ROUTES = {"inpaint": "/v1/inpaint", "superres": "/v1/upscale", "colorize": "/v1/colorize"}
-SUMMARIES = {
-    "inpaint": "Fill the holes of `image` marked by `mask` (non-zero pixels); the rest is kept.",
-    "superres": "Upscale `image` by the model's scale (large images are tiled with overlap and blended).",
-    "colorize": "Colour `image`; a colour upload is reduced to its luminance first, which the output keeps.",
-}
-FIELDS = {"inpaint": ("image", "mask"), "superres": ("image",), "colorize": ("image",)}
 
 # Awaits the batches' outputs within the request's deadline (app.py: 503, 504 or a client gone).
 Queue = Callable[[Request, Awaitable[list[np.ndarray]]], Awaitable[list[np.ndarray]]]
@@ -41,18 +35,20 @@ def warm_up_input(info: RestorationInfo) -> np.ndarray:
 
 
 def ready_facts(info: RestorationInfo, limits: RestoreLimits) -> dict:
+    facts = info.facts
     return {
         "task": info.task,
-        "route": ROUTES[info.task],
+        "route": facts.route,
+        "fields": list(facts.fields),
         "input_channels": info.input_channels,
         "output_channels": info.output_channels,
         "size_multiple": info.size_multiple,
         "scale": info.scale,
         "max_pixels": limits.max_pixels,
-        "tile_size": limits.tile_size if info.task in restore.TILED_TASKS else None,
-        "tile_overlap": limits.tile_overlap if info.task in restore.TILED_TASKS else None,
-        "baseline": restore.BASELINES[info.task],
-        "baseline_route": f"{ROUTES[info.task]}/baseline",
+        "tile_size": limits.tile_size if facts.tiled else None,
+        "tile_overlap": limits.tile_overlap if facts.tiled else None,
+        "baseline": facts.baseline.title,
+        "baseline_route": f"{facts.route}/baseline",
     }
 
 
@@ -76,7 +72,8 @@ def add_restoration_route(
     queued: Queue,
 ) -> None:
     info: RestorationInfo = session.info
-    fields = FIELDS[info.task]
+    facts = info.facts
+    fields = facts.fields
     headers = {"X-Model-Sha256": session.sha256, "X-Provider": session.provider}
 
     async def run_all(batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -90,10 +87,10 @@ def add_restoration_route(
         return Response(png, media_type="image/png", headers=headers)
 
     app.add_api_route(
-        ROUTES[info.task],
+        facts.route,
         restoration,
         methods=["POST"],
-        summary=SUMMARIES[info.task],
+        summary=card(info.task).summary,
         description=(
             f"Send {' and '.join(fields)} as multipart/form-data files, or as base64 strings in JSON. "
             f"Any height and width up to {limits.max_pixels:,} pixels; the answer is a PNG "
@@ -114,14 +111,14 @@ def add_restoration_route(
             return JSONResponse({"error": str(err)}, status_code=501)
         return Response(png, media_type="image/png", headers=headers)
 
-    name = restore.BASELINES[info.task]
+    name = facts.baseline.title
     app.add_api_route(
-        f"{ROUTES[info.task]}/baseline",
+        f"{facts.route}/baseline",
         baseline,
         methods=["POST"],
         summary=f"The classical method ({name}) on the same upload, for comparison (no model).",
         description=(
-            f"The same fields and limits as {ROUTES[info.task]}; the answer is what a user has without "
+            f"The same fields and limits as {facts.route}; the answer is what a user has without "
             f"a GAN, as the evaluate stage scores it beside the model: {name}."
         ),
         response_class=Response,

@@ -2,9 +2,10 @@
 and ``ganops restore``, so the two give the same bytes for the same input.
 
     decode (data/images.py: EXIF orientation, alpha, palette, 16-bit; pixels counted before decoding)
-    -> the model's input in [-1, 1] (inpaint: the hole blanked + the mask; colorize: the luminance)
+    -> the model's input in [-1, 1], encoded by the task's card (inpaint: the hole blanked + the mask;
+       colorize: the luminance)
     -> reflect-pad height and width to the model's size_multiple
-    -> tiles (superres, when a side is over tile_size; otherwise one tile: the whole image)
+    -> tiles (where the card says tiles are valid, when a side is over tile_size; otherwise one tile)
     -> the model -> tiles blended, the padding cropped (times scale) -> PNG
 
 The model runs between ``prepare`` and ``finish``: the server queues ``Plan.batches`` on its
@@ -19,15 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganops import bicubic, colour
 from ganops.data.images import TooLarge, convert_channels, open_checked, to_rgb
 from ganops.serve.contract import RestorationInfo, RestoreLimits
 from ganops.serve.images import png_bytes, to_uint8
-from ganops.telea import OpenCVMissing, telea_fill
+from ganops.telea import OpenCVMissing
 
-# Super-resolution is local: a tile with enough context around it gives the same pixels as the whole
-# image. Inpainting a large hole and colorizing a scene need the whole picture, so those run untiled.
-TILED_TASKS = ("superres",)
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 BLACK = (0, 0, 0)  # a mask's transparent parts are no hole
 WHITE = (255, 255, 255)  # an image's transparent parts, as a viewer shows them
@@ -94,16 +91,11 @@ def model_pixels(rgb: np.ndarray, channels: int) -> np.ndarray:
 def model_input(
     info: RestorationInfo, rgb: np.ndarray, hole: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(C_in, H, W) float32 model input, and the (H, W, C) uint8 picture the user would see unchanged."""
-    if info.task == "colorize":  # the model sees only the luminance, whatever colour was uploaded
-        return colour.luminance(to_unit(rgb)[None])[0], rgb
+    """(C_in, H, W) float32 model input, as the task's card encodes the upload in training too, and the
+    (H, W, C) uint8 picture the user would see unchanged."""
     pixels = model_pixels(rgb, info.output_channels)
-    image = to_unit(pixels)
-    if info.task == "inpaint":
-        blanked = np.where(hole, np.float32(info.masked_pixel_value), image)
-        mask = (hole * np.float32(info.mask_hole_value))[None].astype(np.float32)
-        return np.concatenate([blanked, mask]), pixels
-    return image, pixels
+    hole = None if hole is None else hole[None, None].astype(np.float32)
+    return info.facts.encode(to_unit(pixels)[None], hole)[0], pixels
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -141,7 +133,7 @@ def _tile_side(limits: RestoreLimits, multiple: int, tiled: bool, side: int) -> 
 
 
 def _tiles(info: RestorationInfo, limits: RestoreLimits, padded: np.ndarray) -> tuple[list[Tile], int, int]:
-    tiled = info.task in TILED_TASKS
+    tiled = info.facts.tiled
     (_, height, width), s = padded.shape, info.scale
     th, oy = _tile_side(limits, info.size_multiple, tiled, height)
     tw, ox = _tile_side(limits, info.size_multiple, tiled, width)
@@ -162,7 +154,7 @@ def decode_upload(
     rgb = decode(image, "image", limits.max_pixels, WHITE)
     height, width = rgb.shape[:2]
     hole = None
-    if info.task == "inpaint":
+    if "mask" in info.facts.fields:
         if mask is None:
             raise BadInput(
                 "mask", "missing; send a PNG of the image's size whose non-zero pixels mark the hole"
@@ -219,12 +211,6 @@ def assemble(plan: Plan, outputs: list[np.ndarray]) -> np.ndarray:
     return (total / weights)[:, : height * s, : width * s]
 
 
-# What a user has without a GAN, as the evaluate stage scores it (tasks/baselines.py, which needs torch;
-# the server has none): the same methods on the same pixels, in NumPy and OpenCV (ganops.bicubic and
-# ganops.telea, which the evaluate stage calls too).
-BASELINES = {"superres": "bicubic", "inpaint": "OpenCV Telea", "colorize": "grey"}
-
-
 class BaselineUnavailable(RuntimeError):
     """The classical method needs a library this installation lacks; the message says which."""
 
@@ -232,16 +218,12 @@ class BaselineUnavailable(RuntimeError):
 def baseline_bytes(
     info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: bytes | None = None
 ) -> bytes:
-    """PNG bytes of the task's classical method on the upload, at the model's output size and channels."""
+    """PNG bytes of the task's classical method on the upload, at the model's output size and channels:
+    the card's function on the model's input, which the evaluate stage scores too."""
     rgb, hole = decode_upload(info, limits, image, mask)
-    if info.task == "colorize":  # the luminance the model sees, as a grey picture
-        grey = to_uint8(colour.luminance(to_unit(rgb)[None]))[0]
-        return png_bytes(np.repeat(grey, 3, axis=2))
-    pixels = model_pixels(rgb, info.output_channels)
-    if info.task == "superres":  # the evaluate stage's bicubic on the model's input, rounded to 8 bits
-        return png_bytes(to_uint8(bicubic.upscale(to_unit(pixels), info.scale)[None])[0])
+    x, _ = model_input(info, rgb, hole)
     try:
-        return png_bytes(telea_fill(pixels, hole))
+        return png_bytes(to_uint8(info.facts.baseline.run(x[None], info.output_channels, info.scale))[0])
     except OpenCVMissing as err:
         raise BaselineUnavailable(f"{err}, where the server runs") from None
 

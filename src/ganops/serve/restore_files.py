@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ganops.cards import card
 from ganops.errors import ServeError
 from ganops.files import atomic_path
 from ganops.serve.contract import RestoreLimits
@@ -76,12 +77,13 @@ def restore_paths(
 
     session = GeneratorSession(resolve(model, tracking_uri), provider)
     task = session.info.task
-    if task == "generate":
+    facts = card(task).image_to_image
+    if facts is None:
         raise ServeError(
             f"{model}: a sampling generator restores nothing; use `ganops sample`, or a restoration model"
         )
-    if task == "inpaint" and mask is None:
-        raise ServeError("--mask: an inpaint model needs the mask (non-zero pixels = holes); give --mask")
+    if "mask" in facts.fields and mask is None:
+        raise ServeError(f"--mask: the {task} model needs the mask (non-zero pixels = holes); give --mask")
     pairs = _pairs(source, mask, out, task)
     with Progress(len(pairs), f"restore ({task})", unit="img") as progress:
         for image, hole, target in pairs:

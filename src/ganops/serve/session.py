@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops.cards import image_tasks
 from ganops.errors import ServeError
 from ganops.serve.contract import RestorationInfo, restoration_info
 from ganops.serve.source import VerifiedModel
@@ -185,7 +186,7 @@ def _model_info(session, origin: str) -> ModelInfo | RestorationInfo:
     meta = session.get_modelmeta().custom_metadata_map
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
-    if meta.get("ganops.task", "generate") != "generate":
+    if meta.get("ganops.task", "generate") in image_tasks():
         first = inputs.get(meta.get("ganops.input", ""))
         dtype = "float16" if first is not None and first.type == "tensor(float16)" else "float32"
         return restoration_info(meta, dtype, origin)

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import torch
 
+from ganops.cards import card
 from ganops.config import Params
 from ganops.data.prepared import load_split
 from ganops.files import atomic_path, sha256_file, write_json
@@ -34,9 +35,9 @@ def run(params: Params, layout: Layout, **_) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.npy"):  # a task without arrays must not leave another task's behind
         stale.unlink()
-    if params.task == "generate":
+    if card(params.task).image_to_image is None:
         manifest = {
-            "task": "generate",
+            "task": params.task,
             "count": 0,
             "inputs": "none: evaluate draws evaluate.num_samples latents from (seed, Stream.EVALUATE_Z)",
         }

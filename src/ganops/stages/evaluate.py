@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from ganops.cards import card
 from ganops.config import Params
 from ganops.data.prepared import load_split, to_unit_range
 from ganops.files import sha256_file, write_json
@@ -80,10 +81,11 @@ def run(params: Params, layout: Layout, inception_builder: Callable | None = Non
     G, spec = load_generator(layout.generator, device)
     net = DomainFeaturesAndLogits(load_evaluator(layout.evaluator, device))
     evaluator_sha = sha256_file(layout.evaluator)
-    if spec.task != "generate":  # a restoration: scored on its evaluation set beside its classical baseline
-        from ganops.tasks.scoring import score
+    if card(spec.task).image_to_image:  # scored on its evaluation set beside its classical baseline
+        from ganops.tasks.scoring import ScoringPaths, score
 
-        report = score(params, layout, G, net, evaluator_sha, device)
+        paths = ScoringPaths(evalset=layout.evalset, prepared=layout.prepared, cache=layout.root)
+        report = score(params, paths, G, net, evaluator_sha, device)
         report.update(evaluator_sha256=evaluator_sha, generator_sha256=sha256_file(layout.generator))
         write_json(layout.metrics, report)
         return report

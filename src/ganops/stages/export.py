@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ganops.cards import registered_model
 from ganops.config import ExportParams, Params
 from ganops.errors import ExportError
 from ganops.export.fp16 import GreyParity, convert_fp16, fp16_parity
@@ -110,6 +111,7 @@ def run(params: Params, layout: Layout, **_) -> dict:
     info["fp16"] = _export_fp16(layout, info, batches, measured)
     write_json(layout.onnx_sidecar, info)
     write_json(layout.timings("export"), measured)  # this machine's numbers: run_stage adds its timings
-    folder = write_repository(layout.onnx, layout.triton, name=params.model_name)
+    name = registered_model(params.task, params.register.model_name)
+    folder = write_repository(layout.onnx, layout.triton, name=name)
     log.info("Triton model repository: %s", folder)
     return info

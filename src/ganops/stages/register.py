@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
+from ganops.cards import registered_model
 from ganops.config import Params
 from ganops.data.prepared import dataset_fingerprint
 from ganops.errors import DataError
@@ -96,7 +97,8 @@ def _what_was_measured_and_exported(layout: Layout, sidecar: dict) -> dict[str, 
 
 
 def run(params: Params, layout: Layout, **_) -> dict:
-    p = params.register.model_copy(update={"model_name": params.model_name})  # one registered model per task
+    name = registered_model(params.task, params.register.model_name)
+    p = params.register.model_copy(update={"model_name": name})  # one registered model per task
     for needed in (layout.onnx, layout.onnx_sidecar, layout.metrics, layout.generator):
         if not needed.exists():
             raise DataError(f"{needed}: not found; run the stages before register (`dvc repro`)")

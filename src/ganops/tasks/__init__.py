@@ -5,6 +5,9 @@ The training loop is one loop for all of them. It asks the task for each batch's
 is called with and what D sees beside an image), for the task's extra G loss terms, and for the
 inputs of sample grids and live quality; it never asks which task it runs. A task is built once
 per run by ``build_task`` from the params, the device and the run's noise stream.
+
+What every layer must know of a task (its input, head, mask, baseline, route, primary metric) is
+its card (ganops.cards, no torch); a task object is the card plus what needs torch.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import numpy as np
 import torch
 
 from ganops import catalog
+from ganops.cards import ImageToImage, TaskCard
 from ganops.config import Params, TrainParams
 from ganops.models import ArchSpec
 from ganops.plugins import Registry
+from ganops.runtime import Stream
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +52,7 @@ class Pair:
 
 
 class Task(Protocol):
+    card: TaskCard
     name: str
     # What shapes the weights beyond the params, the data and the code (a file's sha256, by name):
     # part of the run's fingerprint, so a resumed run never mixes two of them.
@@ -74,6 +80,35 @@ class Task(Protocol):
     def live_inputs(self, images: np.ndarray) -> list[tuple]:
         """G's inputs for live quality, fixed for the run: one tuple per batch; ``images`` are uint8 test images."""
         ...
+
+
+class ImageTask(Task, Protocol):
+    """A task whose G maps an image to an image: what the evaluation set and scoring ask besides."""
+
+    facts: ImageToImage  # card.image_to_image
+    scale: int  # output size / input size
+
+    def check(self, images: np.ndarray) -> None:
+        """Refuse prepared images the task cannot learn from (DataError naming the fix)."""
+        ...
+
+    def inputs_for(self, images: np.ndarray, which: Stream) -> list[torch.Tensor]:
+        """G's inputs for uint8 ``images``, degraded from (seed, which, chunk)."""
+        ...
+
+    def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
+        """The card's classical method on G's inputs."""
+        ...
+
+    def hole(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """The mask (1 = hole) within G's inputs, when the card's input has one."""
+        ...
+
+    def own_scores(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarray]: ...
+    def own_report(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, float]: ...
+    def own_references(
+        self, targets: torch.Tensor, test_images: np.ndarray
+    ) -> tuple[dict, dict[str, str]]: ...
 
 
 TaskBuilder = Callable[[Params, torch.device, torch.Generator, Path | None], Task]

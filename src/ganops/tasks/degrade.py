@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ganops import colour
-
 SHAPES, SEGMENTS = 8, 4  # shapes drawn per mask, line segments per stroke at most
 
 
@@ -90,12 +88,6 @@ def masks(
     return out
 
 
-def hide(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The inpainting model's input: the image with the hole zeroed (mid-grey), and the mask as a channel."""
-    mask = mask.to(images.device, images.dtype)
-    return torch.cat([images * (1 - mask), mask], dim=1)
-
-
 def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """One CHW image blurred with a separable Gaussian (reflect padding); sigma in pixels."""
     radius = max(1, math.ceil(3 * sigma))
@@ -147,8 +139,3 @@ def downscale(
     if jpeg_quality is not None:
         low = torch.stack([_jpeg(im, int(torch.randint(jpeg_quality, 96, (), generator=rng))) for im in low])
     return low
-
-
-def grey(images: torch.Tensor) -> torch.Tensor:
-    """The colorization model's input: the luminance (one channel)."""
-    return colour.luminance(images)

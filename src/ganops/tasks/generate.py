@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ganops import cards
 from ganops.config import Params, TrainParams
 from ganops.errors import ConfigError
 from ganops.models import ArchSpec
@@ -17,7 +18,8 @@ from ganops.tasks import TASKS, Pair
 
 @TASKS.register("generate")
 class Generate:
-    name = "generate"
+    card = cards.card("generate")
+    name = card.name
     shaping: dict[str, str] = {}
 
     def __init__(self, params: Params, device: torch.device, noise: torch.Generator, evaluator=None) -> None:

@@ -4,8 +4,11 @@ Each batch's degradation is drawn from (seed, Stream.DEGRADE, batch), so a resum
 exactly as an uninterrupted one. G's loss is the adversarial term plus ``restore.l1_weight`` x L1
 to the original, plus, when ``restore.feature_weight`` > 0, feature matching: L1 between the domain
 evaluator's features (models/evaluator.pt, trained here on the same data: no downloaded weights) of
-G's output and of the original. D (a PatchGAN) sees an image beside G's input. A task differs only
-in how it degrades (``degrade``) and how its input looks in a grid (``preview``).
+G's output and of the original. D (a PatchGAN) sees an image beside G's input.
+
+A task's facts (its input encoding, mask, baseline, primary metric, ...) are its card (ganops.cards);
+a task's class adds only what needs torch: how it degrades (``degrade``), how its input looks in a
+grid (``preview``), and any scores of its own (``own_scores``).
 """
 
 from __future__ import annotations
@@ -17,23 +20,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganops import cards
 from ganops.config import Params, TrainParams
 from ganops.data.prepared import to_unit_range
 from ganops.errors import ConfigError, DataError
 from ganops.files import sha256_file
+from ganops.metrics import restoration as rm
 from ganops.models import ArchSpec
 from ganops.runtime import Stream, stream
-from ganops.tasks import TASKS, Pair, baselines
+from ganops.tasks import TASKS, Pair
 from ganops.tasks import degrade as deg
 
 GRID_ROWS = 8
 
 
 class Restoration:
-    name: str
+    card: cards.TaskCard
     scale = 1  # output size / input size
-    baseline_name: str  # the classical method a user has without a GAN, scored beside it
-    primary = ("fid_domain", False)  # the metric the registry gates on, and whether higher is better
+
+    def __init_subclass__(cls, task: str, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.card = cards.card(task)
+        cls.facts = cls.card.image_to_image
+        TASKS.register(task)(cls)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
 
     def __init__(
         self,
@@ -70,16 +83,36 @@ class Restoration:
         """G's input drawn as an image of the output's size and channels, for grids."""
         raise NotImplementedError
 
+    def own_scores(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarray]:
+        """Per-image scores of this task beside PSNR and SSIM, by name."""
+        return {}
+
+    def own_report(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """Scores of this task over the whole set of ``restored`` images, by name."""
+        return {}
+
+    def own_references(self, targets: torch.Tensor, test_images: np.ndarray) -> tuple[dict, dict[str, str]]:
+        """What real images score on this task's own measures, and how the report explains them."""
+        return {}, {}
+
+    # The same for every task, from the card.
     def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
-        """The classical method's output for G's inputs."""
-        raise NotImplementedError
+        """The classical method's output for G's inputs (the card's NumPy function, as the server runs it)."""
+        outputs = self.facts.baseline.run(inputs.detach().float().cpu().numpy(), channels, self.scale)
+        return torch.from_numpy(outputs).to(inputs.device)
 
     def hole(self, inputs: torch.Tensor) -> torch.Tensor | None:
         """The mask (1 = hole) of inputs, for tasks scored inside holes too."""
-        return None
+        return inputs[:, -1:] if self.facts.mask is not None else None
 
     def check(self, images: np.ndarray) -> None:
         """Refuse prepared data the task cannot learn from."""
+        if self.facts.learns_colour and images.shape[1] != 3:
+            raise DataError(
+                f"task {self.name}: the prepared images have one channel; it learns from colour images. "
+                "Use an RGB source (data.source=imagefolder with data.root=DIR of colour photos, or cifar10) "
+                "with data.channels 3 or null"
+            )
         multiple = 2**self.params.restore.depth * self.scale
         if images.shape[-1] % multiple or images.shape[-2] % multiple:
             raise DataError(
@@ -157,31 +190,18 @@ class Restoration:
         return [(batch,) for batch in self.inputs_for(images, Stream.LIVE_DEGRADE)]
 
 
-@TASKS.register("inpaint")
-class Inpaint(Restoration):
-    name = "inpaint"
-
+class Inpaint(Restoration, task="inpaint"):
     def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = images.shape
-        hidden = deg.hide(images, deg.masks(n, h, w, tuple(self.params.restore.inpaint.coverage), rng))
+        mask = deg.masks(n, h, w, tuple(self.params.restore.inpaint.coverage), rng)
+        hidden = self.facts.encode(images, mask.to(images.device, images.dtype))
         return hidden, hidden
-
-    baseline_name = "opencv_telea"
 
     def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
         return inputs[:, :-1]  # the holes are mid-grey
 
-    def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
-        return baselines.telea_inpaint(inputs[:, :-1], inputs[:, -1:])
 
-    def hole(self, inputs: torch.Tensor) -> torch.Tensor | None:
-        return inputs[:, -1:]
-
-
-@TASKS.register("superres")
-class SuperRes(Restoration):
-    name = "superres"
-
+class SuperRes(Restoration, task="superres"):
     def __init__(self, params: Params, *args) -> None:
         super().__init__(params, *args)
         self.scale = params.restore.superres.factor
@@ -191,37 +211,49 @@ class SuperRes(Restoration):
         low = deg.downscale(images, s.factor, rng, blur=s.blur, noise=s.noise, jpeg_quality=s.jpeg_quality)
         return low, F.interpolate(low, scale_factor=s.factor, mode="bicubic", align_corners=False)
 
-    baseline_name = "bicubic"
-    primary = ("psnr_y", True)
-
     def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
         return F.interpolate(inputs, scale_factor=self.scale, mode="nearest")  # the pixels as they are
 
-    def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
-        return baselines.bicubic_upscale(inputs, self.scale)
 
-
-@TASKS.register("colorize")
-class Colorize(Restoration):
-    name = "colorize"
-
-    def check(self, images: np.ndarray) -> None:
-        if images.shape[1] != 3:
-            raise DataError(
-                "task colorize: the prepared images have one channel; colorization learns from colour images. "
-                "Use an RGB source (data.source=imagefolder with data.root=DIR of colour photos, or cifar10) "
-                "with data.channels 3 or null"
-            )
-        super().check(images)
-
+class Colorize(Restoration, task="colorize"):
     def degrade(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        luma = deg.grey(images)
+        luma = self.facts.encode(images)
         return luma, luma
-
-    baseline_name = "grey"
 
     def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
         return inputs.expand(-1, channels, -1, -1)
 
-    def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
-        return baselines.grey_colorize(inputs, channels)
+    # Colour measures, which see colour where the domain evaluator may not.
+    def own_scores(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarray]:
+        return {
+            "colourfulness": rm.colourfulness(restored),
+            "chroma_error": rm.chroma_error(restored, targets),
+        }
+
+    def own_report(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        return {"colour_js": rm.colour_histogram_distance(restored, targets)}
+
+    def own_references(self, targets: torch.Tensor, test_images: np.ndarray) -> tuple[dict, dict[str, str]]:
+        references = {
+            "colourfulness_real": rm.summarize({"c": rm.colourfulness(targets)})["c"],
+            "colour_js_real": _real_colour_floor(test_images, len(targets)),
+        }
+        conventions = {
+            "colourfulness": "Hasler-Suesstrunk colourfulness of each output, 0..255 units (grey 0); "
+            "colourfulness_real: of the real images (what a perfect colorizer gets)",
+            "chroma_error": "mean |(Cb, Cr) - the real image's| per output, 0..255 units (a perfect colorizer: 0)",
+            "colour_js": "Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the real "
+            "images; colour_js_real: other real test images against the same ones (depends on how alike "
+            "the scenes are: few photos make it large)",
+        }
+        return references, conventions
+
+
+def _real_colour_floor(images: np.ndarray, count: int) -> float:
+    """colour_js of other real test images against the evaluation set's targets: the next ``count``
+    test images, or with too few, one half of the targets against the other."""
+    if len(images) >= 2 * count:
+        ours, others = images[:count], images[count : 2 * count]
+    else:
+        ours, others = images[: count // 2], images[count // 2 : count]
+    return rm.colour_histogram_distance(*(to_unit_range(torch.from_numpy(x)) for x in (others, ours)))
