@@ -62,6 +62,7 @@ class ImageToImage:
     scaled: bool  # the output is restore.superres.factor times the input's size
     tiled: bool  # tiles with context give the whole image's pixels, so large inputs may be cut
     learns_colour: bool  # the prepared images must have colour
+    learns_from_pairs: bool  # reads paired data when given (data.pairs), the input of each pair given
     baseline: Baseline
     route: str  # POST route of the server
     fields: tuple[str, ...]  # upload fields of the route, in order
@@ -138,6 +139,7 @@ CARDS: dict[str, TaskCard] = {
                 scaled=False,
                 tiled=False,  # a large hole needs the whole picture
                 learns_colour=False,
+                learns_from_pairs=False,
                 baseline=Baseline(name="opencv_telea", title="OpenCV Telea", run=baselines.telea),
                 route="/v1/inpaint",
                 fields=("image", "mask"),
@@ -158,6 +160,7 @@ CARDS: dict[str, TaskCard] = {
                 scaled=True,
                 tiled=True,  # super-resolution is local
                 learns_colour=False,
+                learns_from_pairs=False,
                 baseline=Baseline(name="bicubic", title="bicubic", run=baselines.bicubic),
                 route="/v1/upscale",
                 fields=("image",),
@@ -178,6 +181,7 @@ CARDS: dict[str, TaskCard] = {
                 scaled=False,
                 tiled=False,  # colour depends on the whole scene
                 learns_colour=True,
+                learns_from_pairs=False,
                 baseline=Baseline(name="grey", title="grey", run=baselines.grey),
                 route="/v1/colorize",
                 fields=("image",),
@@ -185,6 +189,27 @@ CARDS: dict[str, TaskCard] = {
                     "input_colour": f"luminance Y = {_LUMA} (full-range BT.601) of RGB in [-1, 1]",
                     "output_colour": "RGB",
                 },
+            ),
+        ),
+        TaskCard(
+            name="translate",
+            summary="Translate `image` into the other domain of the pairs the model learned (edges to photo, ...).",
+            input_name="image_a",
+            model_name="ganops-translate",
+            primary=FID,
+            image_to_image=ImageToImage(
+                head="translate",
+                input_channels=lambda c: c,
+                encode=_unchanged,  # the user's image is the input domain's
+                mask=None,
+                scaled=False,
+                tiled=False,  # the U-Net sees the whole input, as in training
+                learns_colour=False,
+                learns_from_pairs=True,
+                baseline=Baseline(name="identity", title="the input itself", run=baselines.identity),
+                route="/v1/translate",
+                fields=("image",),
+                contract={},
             ),
         ),
     )

@@ -34,5 +34,6 @@ IMAGE_TO_IMAGE_ARCHITECTURES = ("unet",)  # the restoration tasks' network (imag
 SMOOTHABLE_LOSSES = ("minimax", "non_saturating")  # cross-entropy: one-sided label smoothing applies
 # The tasks' traits the validator checks, read from their cards: a new card needs no edit here.
 IMAGE_TO_IMAGE_TASKS = tuple(name for name, c in sorted(CARDS.items()) if c.image_to_image)
+PAIRED_TASKS = tuple(name for name in IMAGE_TO_IMAGE_TASKS if CARDS[name].image_to_image.learns_from_pairs)
 COLOUR_TASKS = tuple(name for name in IMAGE_TO_IMAGE_TASKS if CARDS[name].image_to_image.learns_colour)
 FILE_SOURCES = ("celeba", "imagefolder")  # decode image files of any size: data.crop random_patches applies

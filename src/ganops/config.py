@@ -69,6 +69,14 @@ class DataParams(Section):
     crop: Literal["resize", "random_patches"] = "resize"
     # Patches cut from each file with crop: random_patches (labels are repeated per patch).
     patches_per_image: int = Field(16, ge=1)
+    # Paired images for task translate (imagefolder only). folders: data.root/A and data.root/B hold
+    # files of the same names; side_by_side: each file is pix2pix's A and B halves side by side;
+    # null: unpaired images (translate then pairs each image with its edges); auto: folders when
+    # the task learns from pairs and data.root holds A/ and B/, else null.
+    pairs: Literal["auto", "folders", "side_by_side"] | None = "auto"
+    direction: Literal["AtoB", "BtoA"] = (
+        "AtoB"  # which of a pair is the model's input (pix2pix's --direction)
+    )
 
     @field_validator("crop")
     @classmethod
@@ -81,6 +89,21 @@ class DataParams(Section):
                 f"({', '.join(catalog.FILE_SOURCES)})"
             )
         return crop
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_are_files(cls, pairs: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if pairs in ("auto", None):
+            return pairs
+        if source is not None and source != "imagefolder":
+            raise ValueError(
+                f"{pairs} pairs are read from a folder of image files; set data.source=imagefolder with "
+                f"data.root=DIR, or data.pairs=null for {source}"
+            )
+        if info.data.get("crop") == "random_patches":
+            raise ValueError("paired images are resized whole; use data.crop=resize with data.pairs")
+        return pairs
 
     @field_validator("background")
     @classmethod
@@ -318,6 +341,26 @@ class SuperresParams(Section):
     jpeg_quality: int | None = Field(None, ge=10, le=95)
 
 
+class TranslateParams(Section):
+    """Paired translation (task: translate). With unpaired data (data.pairs: null), each image is paired
+    with its edges, drawn as pix2pix's edges2* data sets are (dark lines on white): a Sobel edge detector
+    on the blurred luminance, its threshold drawn per image from the seed."""
+
+    # Gaussian blur (sigma, in pixels) before the edge detector: what counts as an edge, not as texture.
+    edge_blur: float = Field(1.0, ge=0, le=5)
+    # Share of each image's strongest gradients drawn as edges, drawn from [low, high] per image.
+    edge_share: list[float] = [0.08, 0.16]
+
+    @field_validator("edge_share")
+    @classmethod
+    def _a_share(cls, share: list[float]) -> list[float]:
+        if len(share) != 2 or not 0 < share[0] <= share[1] < 1:
+            raise ValueError(
+                f"must be [low, high] with 0 < low <= high < 1, like [0.08, 0.16], got {share!r}"
+            )
+        return share
+
+
 class RestoreParams(Section):
     """The restoration tasks (task: inpaint | superres | colorize): a U-Net generator learns to undo a
     degradation of the prepared images, against a PatchGAN that sees its input and output (pix2pix)."""
@@ -338,6 +381,7 @@ class RestoreParams(Section):
     eval_images: int = Field(500, ge=4)  # test images in the fixed evaluation set (data/evalset)
     inpaint: InpaintParams = InpaintParams()
     superres: SuperresParams = SuperresParams()
+    translate: TranslateParams = TranslateParams()
 
 
 class CpuParams(Section):
@@ -416,6 +460,15 @@ class Params(Section):
                 f"task: {self.task} learns colour from colour images, and data.source {self.data.source} "
                 f"{'is converted to' if self.data.channels == 1 else 'has'} one channel; use an RGB source "
                 "(data.source=imagefolder with data.root=DIR of colour photos, or cifar10) with data.channels 3 or null"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pairs_for_translation(self) -> Params:
+        if self.data.pairs not in ("auto", None) and self.task not in catalog.PAIRED_TASKS:
+            raise ValueError(
+                f"data.pairs: {self.data.pairs} pairs are what task {' or '.join(catalog.PAIRED_TASKS)} "
+                f"learns from, not {self.task}; set task accordingly, or data.pairs=auto"
             )
         return self
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ganops.data.images import EXTENSIONS, DecodeReport, decode_all, image_files
 from ganops.data.locations import RAW_DIR
+from ganops.data.pairs import load_pairs
 from ganops.data.patches import decode_patches, index_in_split
 from ganops.data.source_base import SOURCES, LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
@@ -73,6 +74,8 @@ def load_imagefolder(root: Path | None, options: LoadOptions | None = None) -> R
     options = options or LoadOptions()
     if root is None or not root.is_dir():
         raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root to a folder of images")
+    if options.pairs is not None:
+        return load_pairs(root, options)
     top = image_files(root)
     folders = (d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = sorted(d.name for d in folders if image_files(d, recursive=True))

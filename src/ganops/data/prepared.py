@@ -6,6 +6,7 @@ Stored as uint8 (4x smaller than float32) and mapped to [-1, 1] on the fly with
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,23 @@ def fit_to_size(images: np.ndarray, size: int) -> np.ndarray:
 class PreparedSplit:
     images: np.ndarray  # uint8 (N, C, H, W)
     labels: np.ndarray | None
+    # Paired data (task translate): row i of ``inputs`` is the model's input for row i of ``images``.
+    inputs: np.ndarray | None = None
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """What the training loop and the task are handed: the images, with their inputs (when paired)
+        stacked after them along the channels, so that one shuffle, flip or crop keeps each pair together."""
+        return self.images if self.inputs is None else np.concatenate([self.images, self.inputs], axis=1)
+
+
+def split_pairs(pairs):
+    """The inverse of ``PreparedSplit.pairs`` (arrays or tensors): (images, inputs or None). Images have
+    1 or 3 channels, so an even count is a pair stacked: the images first."""
+    channels = pairs.shape[1]
+    if channels % 2:
+        return pairs, None
+    return pairs[:, : channels // 2], pairs[:, channels // 2 :]
 
 
 def _paths(folder: Path, split: str) -> tuple[Path, Path]:
@@ -73,6 +91,10 @@ def write_prepared(folder: Path, splits: dict[str, PreparedSplit], info: dict) -
             "images": images_path.name,
             "images_sha256": _save_array(images_path, data.images),
         }
+        if data.inputs is not None:
+            inputs_path = folder / f"{split}_inputs.npy"
+            entry["inputs"] = inputs_path.name
+            entry["inputs_sha256"] = _save_array(inputs_path, data.inputs)
         if data.labels is not None:
             entry["labels"] = labels_path.name
             entry["labels_sha256"] = _save_array(labels_path, data.labels)
@@ -101,7 +123,8 @@ def load_split(folder: str | Path, split: str, verify: bool = False) -> Prepared
         raise DataError(f"{images_path}: sha256 does not match manifest.json; rerun the prepare stage")
     images = np.load(images_path)
     labels = np.load(folder / entry["labels"]) if "labels" in entry else None
-    return PreparedSplit(images, labels)
+    inputs = np.load(folder / entry["inputs"]) if "inputs" in entry else None
+    return PreparedSplit(images, labels, inputs)
 
 
 def to_unit_range(images_uint8):
@@ -110,5 +133,9 @@ def to_unit_range(images_uint8):
 
 
 def dataset_fingerprint(folder: str | Path) -> str:
-    """sha256 of the prepared train images, from the manifest: names the data a model saw."""
-    return read_manifest(folder)["splits"]["train"]["images_sha256"]
+    """sha256 of the prepared train images (and of their paired inputs), from the manifest: names the
+    data a model saw."""
+    train = read_manifest(folder)["splits"]["train"]
+    if "inputs_sha256" not in train:
+        return train["images_sha256"]
+    return hashlib.sha256(f"{train['images_sha256']}:{train['inputs_sha256']}".encode()).hexdigest()

@@ -25,6 +25,8 @@ class Split:
     labels: np.ndarray | None  # int64, (N,), or None for unlabelled data
     # int64, (N,): which file of the split each row was cut from (random_patches), else None
     sources: np.ndarray | None = None
+    # uint8, (N, C, H, W): the model's input paired with each image (data.pairs), else None
+    inputs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class LoadOptions:
     background: tuple[int, int, int] = (255, 255, 255)  # RGB under transparent pixels
     crop: str = "resize"  # or random_patches: patches_per_image squares cut at native resolution
     patches_per_image: int = 16
+    pairs: str | None = None  # folders | side_by_side: paired images (data/pairs.py); None: unpaired
+    direction: str = "AtoB"  # which of a pair is the model's input
 
 
 SourceFn = Callable[[Path | None, LoadOptions], RawDataset]

@@ -46,9 +46,10 @@ def run(params: Params, layout: Layout, **_) -> dict:
     task = build_task(params, torch.device("cpu"), stream(params.seed, Stream.LATENT_NOISE))
     test = load_split(layout.prepared, "test")
     task.check(test.images)
-    targets = test.images[: params.restore.eval_images]
+    count = params.restore.eval_images
+    targets = test.images[:count]
     with torch.no_grad():
-        inputs = torch.cat(task.inputs_for(targets, Stream.EVALSET)).numpy()
+        inputs = torch.cat(task.inputs_for(test.pairs[:count], Stream.EVALSET)).numpy()
     _save(folder / "inputs.npy", inputs.astype(np.float32))
     _save(folder / "targets.npy", targets)
     manifest = {

@@ -17,6 +17,7 @@ import numpy as np
 
 from ganops.config import Params
 from ganops.data.images import NATIVE_MAX_SIDE, convert_channels
+from ganops.data.pairs import resolve as resolve_pairs
 from ganops.data.prepared import PreparedSplit, fit_to_size, write_prepared
 from ganops.data.sources import SOURCES, LoadOptions
 from ganops.errors import DataError
@@ -42,6 +43,8 @@ def run(params: Params, layout: Layout, **_) -> dict:
         background=p.background_rgb,
         crop=p.crop,
         patches_per_image=p.patches_per_image,
+        pairs=resolve_pairs(p.pairs, params.task, p.source, p.root),
+        direction=p.direction,
     )
     raw = SOURCES.get(p.source)(Path(p.root) if p.root else None, options)
     splits, duplicates, source_images = {}, {}, {}
@@ -49,18 +52,22 @@ def run(params: Params, layout: Layout, **_) -> dict:
         data = getattr(raw, split)
         images, labels = data.images[:cap], (data.labels[:cap] if data.labels is not None else None)
         sources = data.sources[:cap] if data.sources is not None else None
+        inputs = data.inputs[:cap] if data.inputs is not None else None
         if len(images) == 0:
             raise DataError(f"{p.source}: the {split} split is empty; add images or lower data.test_fraction")
         images = fit_to_size(convert_channels(images, p.channels), p.image_size)
+        if inputs is not None:
+            inputs = fit_to_size(convert_channels(inputs, p.channels), p.image_size)
         duplicates[split] = 0
-        if p.deduplicate:
-            keep = first_occurrences(images)
+        if p.deduplicate:  # a pair is a duplicate when both of its images are
+            keep = first_occurrences(images if inputs is None else np.concatenate([images, inputs], axis=1))
             duplicates[split] = len(images) - len(keep)
             images, labels = images[keep], (labels[keep] if labels is not None else None)
             sources = sources[keep] if sources is not None else None
+            inputs = inputs[keep] if inputs is not None else None
         if sources is not None:
             source_images[split] = len(np.unique(sources))
-        splits[split] = PreparedSplit(images, labels)
+        splits[split] = PreparedSplit(images, labels, inputs)
     info = {
         "source": raw.name,
         "origin": raw.origin,
@@ -74,6 +81,9 @@ def run(params: Params, layout: Layout, **_) -> dict:
         "class_names": list(raw.class_names),
         "background": list(p.background_rgb),  # what transparent pixels became
     }
+    if options.pairs is not None:  # absent for unpaired data, as the crop keys below
+        info["pairs"] = options.pairs
+        info["direction"] = p.direction
     if p.crop == "random_patches":  # absent in resize mode: see the module docstring
         info["crop"] = p.crop
         info["patches_per_image"] = p.patches_per_image

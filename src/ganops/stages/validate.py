@@ -40,11 +40,12 @@ VALIDATING_LIBRARIES = ("pydantic", "pydantic-core", "PyYAML")  # with ganops' c
 
 
 def run(params: Params, layout: Layout, params_path: Path, **_) -> dict:
-    libraries = _write_records(params.data.source, params.data.root, layout)
-    write_json(
-        layout.verdict,
-        {"key": verdict_key(params_path), "data": {"source": params.data.source, "root": params.data.root}},
-    )
+    from ganops.data.pairs import resolve
+
+    p = params.data
+    data = {"source": p.source, "root": p.root, "pairs": resolve(p.pairs, params.task, p.source, p.root)}
+    libraries = _write_records(data, layout)
+    write_json(layout.verdict, {"key": verdict_key(params_path), "data": data})
     return libraries
 
 
@@ -59,7 +60,7 @@ def run_remembered(params_path: Path, root: Path = Path(".")) -> bool:
         return False
     with timed_stage("validate", layout) as facts:
         facts["params"] = "passed before (same params.yaml, code and libraries)"
-        _write_records(verdict["data"]["source"], verdict["data"]["root"], layout)
+        _write_records(verdict["data"], layout)
     return True
 
 
@@ -75,9 +76,14 @@ def verdict_key(params_path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_records(source_name: str, root: str | None, layout: Layout) -> dict:
+def _write_records(data: dict, layout: Layout) -> dict:
+    """The records, after checking what the params cannot: that paired data pairs up (names listed)."""
+    if data.get("pairs") and data.get("root"):
+        from ganops.data.pairs import paired_files
+
+        paired_files(Path(data["root"]), data["pairs"])
     libraries = library_versions()
-    source = fingerprint(source_name, root, hash_cache_path(layout.root))
+    source = fingerprint(data["source"], data["root"], hash_cache_path(layout.root))
     _write_if_changed(layout.libraries, libraries)
     _write_if_changed(layout.source, source)
     log.info(

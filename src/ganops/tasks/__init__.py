@@ -30,9 +30,10 @@ from ganops.runtime import Stream
 
 @dataclass(frozen=True, kw_only=True)
 class Pair:
-    """One batch as the loop uses it."""
+    """G's inputs and the real images they pair with: one batch as the loop uses it."""
 
     inputs: tuple  # G(*inputs)
+    real: torch.Tensor  # the real images, in [-1, 1]: what D sees as real and G's outputs are compared with
     y_real: torch.Tensor | None = None  # D's label argument for the real images (class-conditional)
     y_fake: torch.Tensor | None = None  # ... and for G's images
     seen: torch.Tensor | None = None  # the condition D sees beside an image (restoration), at its size
@@ -41,6 +42,7 @@ class Pair:
         """The pair of this rank's rows, given ``rows`` that takes them from a global batch."""
         return Pair(
             inputs=tuple(rows(x) for x in self.inputs),
+            real=rows(self.real),
             y_real=rows(self.y_real),
             y_fake=rows(self.y_fake),
             seen=rows(self.seen),
@@ -61,8 +63,9 @@ class Task(Protocol):
     def arch_spec(self, images: np.ndarray, labels: np.ndarray | None) -> ArchSpec: ...
 
     def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
-        """The pair of the global batch ``real`` (number ``batch`` of the run); every rank makes the
-        same one from the same streams, and the loop keeps the rank's rows."""
+        """The pair of the global batch ``real`` (number ``batch`` of the run: the prepared images, with
+        their paired inputs stacked after them when the data is paired); every rank makes the same one
+        from the same streams, and the loop keeps the rank's rows."""
         ...
 
     def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
@@ -128,4 +131,4 @@ def build_task(
 
 
 # Registration happens on import of the modules below.
-from ganops.tasks import generate, restoration  # noqa: E402,F401
+from ganops.tasks import generate, restoration, translate  # noqa: E402,F401

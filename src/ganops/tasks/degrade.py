@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganops import colour
+
 SHAPES, SEGMENTS = 8, 4  # shapes drawn per mask, line segments per stroke at most
 
 
@@ -139,3 +141,29 @@ def downscale(
     if jpeg_quality is not None:
         low = torch.stack([_jpeg(im, int(torch.randint(jpeg_quality, 96, (), generator=rng))) for im in low])
     return low
+
+
+def edges(
+    images: torch.Tensor, rng: torch.Generator, *, blur: float, share: tuple[float, float]
+) -> torch.Tensor:
+    """An edge map of each image, drawn as pix2pix's edges2* data sets are: dark lines (-1) on white (1),
+    in the images' channels. Sobel gradients of the (blurred) luminance; the strongest ``s`` of each
+    image's pixels are edges, ``s`` drawn from ``share`` per image. Squared magnitudes are compared
+    (no square root: the same bits on every CPU), and a flat image draws no edge at all."""
+    n, channels, height, width = images.shape
+    luma = colour.luminance(images) if channels == 3 else images[:, :1]
+    if blur > 0:
+        luma = torch.stack([_gaussian_blur(im, blur) for im in luma])
+    p = F.pad(luma, (1, 1, 1, 1), mode="replicate")
+    rows = p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]  # smoothed across, then differenced along
+    cols = p[:, :, :, :-2] + 2 * p[:, :, :, 1:-1] + p[:, :, :, 2:]
+    gx = rows[:, :, :, 2:] - rows[:, :, :, :-2]
+    gy = cols[:, :, 2:, :] - cols[:, :, :-2, :]
+    magnitude = (gx * gx + gy * gy).flatten(1)  # (n, H * W)
+    shares = _uniform(rng, *share, n)
+    ranked = magnitude.sort(dim=1, descending=True).values
+    count = (shares * height * width).long().clamp(1, height * width).to(magnitude.device)
+    threshold = ranked.gather(1, (count - 1).unsqueeze(1))
+    edge = (magnitude >= threshold) & (magnitude > 0)
+    lines = torch.where(edge, -1.0, 1.0).to(images.dtype).view(n, 1, height, width)
+    return lines.expand(-1, channels, -1, -1).contiguous()

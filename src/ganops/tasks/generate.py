@@ -54,7 +54,7 @@ class Generate:
         batch_size = self.params.train.batch_size
         z = torch.randn(batch_size, self.latent_dim, generator=self.noise).to(self.device)
         y_fake = labels_for(G, z)
-        return Pair(inputs=(z, y_fake), y_real=y_real, y_fake=y_fake)
+        return Pair(inputs=(z, y_fake), real=real, y_real=y_real, y_fake=y_fake)
 
     def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
         return train.images, "train.images"

@@ -79,6 +79,10 @@ class Restoration:
         """G's input for ``images`` and what D sees beside an output (the input at the output's size)."""
         raise NotImplementedError
 
+    def target(self, images: torch.Tensor) -> torch.Tensor:
+        """The real image of each of ``images`` as the loop hands them (paired data: the pair)."""
+        return images
+
     def preview(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
         """G's input drawn as an image of the output's size and channels, for grids."""
         raise NotImplementedError
@@ -150,7 +154,7 @@ class Restoration:
 
     def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
         inputs, seen = self.degrade(real.detach(), stream(self.params.seed, Stream.DEGRADE, batch))
-        return Pair(inputs=(inputs,), seen=seen)
+        return Pair(inputs=(inputs,), real=self.target(real), seen=seen)
 
     def image_budget(self, train: TrainParams) -> tuple[int | None, str]:
         if self.params.restore.images is None:
@@ -167,7 +171,8 @@ class Restoration:
         return terms
 
     def inputs_for(self, images: np.ndarray, which: Stream) -> list[torch.Tensor]:
-        """G's inputs for uint8 ``images``, degraded in chunks of 500 from (seed, which, chunk)."""
+        """G's inputs for uint8 ``images`` (as the loop hands them), degraded in chunks of 500 from
+        (seed, which, chunk)."""
         batches = []
         for chunk, start in enumerate(range(0, len(images), 500)):
             real = to_unit_range(torch.from_numpy(images[start : start + 500])).to(self.device)
@@ -175,8 +180,9 @@ class Restoration:
         return batches
 
     def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
-        real = to_unit_range(torch.from_numpy(images[:GRID_ROWS])).to(self.device)
-        inputs = self.degrade(real, stream(self.params.seed, Stream.GRID_Z))[0]
+        given = to_unit_range(torch.from_numpy(images[:GRID_ROWS])).to(self.device)
+        inputs = self.degrade(given, stream(self.params.seed, Stream.GRID_Z))[0]
+        real = self.target(given)
         channels = real.shape[1]
         columns = [
             self.preview(inputs, channels),

@@ -47,7 +47,7 @@ class LiveQuality:
         )
         self.real_labels = torch.from_numpy(test.labels[:n]) if test.labels is not None else None
         self.num_classes = self.net.classifier.num_classes
-        self.inputs = inputs(test.images[:n])
+        self.inputs = inputs(test.pairs[:n])
 
     @staticmethod
     def _real(images, batch: int = 500):

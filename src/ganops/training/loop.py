@@ -150,7 +150,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     noise = stream(params.seed, Stream.LATENT_NOISE)  # G's input noise (generate), checkpointed
     task = build_task(params, device, noise, paths.evaluator)  # what G learns: batches, losses, grids
     spec = task.arch_spec(split.images, split.labels)
-    images = torch.from_numpy(split.images).to(device)
+    images = torch.from_numpy(split.pairs).to(device)  # the images, and their paired inputs if any
     labels = torch.from_numpy(split.labels).long().to(device) if spec.conditional else None
     memory_format = fast.memory_format(device)
     batches = RealBatches(
@@ -204,7 +204,7 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         world=world,
         task=task,
         batches=batches,
-        examples=split.images,
+        examples=split.pairs,
         spec=spec,
         G=G,
         D=D,
@@ -309,7 +309,7 @@ class _Run:
         tp, world, loss, D_step = self.tp, self.world, self.loss, self.D_step
         real, y_real = self.batches.get(batch, rng)
         pair = self.task.pair(real, y_real, batch, self.G).share(world.share)
-        real = world.share(real)
+        real = pair.real  # this rank's rows of the images D sees as real
         real.requires_grad_(tp.r1_gamma > 0)
         with _autocast(world.device, tp.mixed_precision):
             fake = self.G_step(*pair.inputs)
