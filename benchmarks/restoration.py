@@ -1,4 +1,4 @@
-"""Each restoration task against its classical baseline, trained with the defaults through `dvc exp run`.
+"""Each image-to-image task against its baseline, trained with the defaults through `dvc exp run`.
 
     python benchmarks/restoration.py [--workspace DIR] [--experiment "inpaint" "superres" ...]
 
@@ -6,8 +6,10 @@ Runs in a workspace where `make run` (or `dvc repro`) has already run, so each e
 prepare and the evaluator as a user's would, and registers a version. An experiment is a task plus
 optional `-S` overrides, written `superres` or `colorize:data.source=imagefolder,data.root=DIR`.
 Prints one table: per experiment the wall time of its `dvc exp run` (evalset, train, evaluate,
-export, register), the primary metric, and PSNR-Y, SSIM-Y, fid_domain (inpaint: PSNR in the hole;
-colorize: colourfulness, chroma error) of the GAN beside the baseline's (docs/restoration.md), all from the same run.
+export, register), the primary metric, and PSNR-Y, SSIM-Y, fid_domain with its 95% interval (inpaint:
+PSNR in the hole; colorize: colourfulness, chroma error) of the GAN beside the baseline's
+(docs/restoration.md), all from the same run. Paired translation: `translate` (edges of the default
+data set) or `translate:data.source=imagefolder,data.root=DIR` (DIR's A/ and B/, or its images' edges).
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ def run_experiment(workspace: Path, spec: str, temp: bool) -> dict:
     }
 
 
+def _interval(scores: dict, name: str) -> str:
+    """`` (low-high)`` when the report holds the metric's 95% interval (fid_domain's bootstrap), else ''."""
+    low, high = scores.get(f"{name}_ci95_low"), scores.get(f"{name}_ci95_high")
+    return f" ({low:.4g}-{high:.4g})" if low is not None and high is not None else ""
+
+
 def table(results: list[dict]) -> str:
     lines = ["| experiment | exp run s | metric | GAN | baseline | registered |", "|---|---|---|---|---|---|"]
     for r in results:
@@ -74,8 +82,15 @@ def table(results: list[dict]) -> str:
                 continue
             label = f"{name} (primary, {direction} is better)" if name == primary else name
             registered = r["registered"] if first[0] else ""
+            ours, theirs = f"{m[name]:.4g}{_interval(m, name)}", f"{base[name]:.4g}{_interval(base, name)}"
+            if _interval(m, name) and _interval(base, name):
+                apart = (
+                    m[f"{name}_ci95_high"] < base[f"{name}_ci95_low"]
+                    or base[f"{name}_ci95_high"] < m[f"{name}_ci95_low"]
+                )
+                ours += "; intervals apart" if apart else "; intervals overlap"
             lines.append(
-                f"| {first[0]} | {first[1]} | {label} | {m[name]:.4g} | {base[name]:.4g} ({base['method']}) | {registered} |"
+                f"| {first[0]} | {first[1]} | {label} | {ours} | {theirs} ({base['method']}) | {registered} |"
             )
             first = ["", ""]
         if "colourfulness_real" in m:

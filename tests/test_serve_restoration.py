@@ -31,7 +31,7 @@ from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
 from serve_helpers import export_tiny, export_tiny_restoration, uvicorn_thread
 
-ROUTES = {task: card(task).image_to_image.route for task in ("inpaint", "superres", "colorize")}
+ROUTES = {task: card(task).image_to_image.route for task in ("inpaint", "superres", "colorize", "translate")}
 PARITY_TOLERANCE = 1e-3  # export.parity_tolerance's default
 # Small limits, so the pixel limit, tiling and the body limit are reached with tiny images.
 LIMITS = RestoreLimits(max_pixels=48 * 48, tile_size=16, tile_overlap=8, batch=4)
@@ -122,7 +122,7 @@ def test_multipart_and_json_uploads_give_the_same_png(servers, task):
 
 @pytest.mark.parametrize("task", list(ROUTES))
 def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(servers, task):
-    """What the demo page shows beside the GAN: bicubic, OpenCV Telea or grey, as evaluate scores them."""
+    """What the demo page shows beside the GAN: bicubic, OpenCV Telea, grey or the input, as evaluate scores them."""
     base, session, _ = servers[task]
     pixels = picture(24, 20)
     files = upload(task, pixels)
@@ -132,7 +132,8 @@ def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(serv
     out = decoded(response)
     ready = httpx.get(f"{base}/readyz").json()
     assert ready["baseline_route"] == f"{ROUTES[task]}/baseline"
-    assert ready["baseline"] == {"inpaint": "OpenCV Telea", "superres": "bicubic", "colorize": "grey"}[task]
+    titles = {"inpaint": "OpenCV Telea", "superres": "bicubic", "colorize": "grey", "translate": "identity"}
+    assert ready["baseline"] == titles[task]
     if task == "superres":  # the evaluate stage's scored bicubic, rounded to 8 bits: byte for byte
         assert out.shape == (48, 40, 3) and np.array_equal(out, scored_bicubic(pixels, 2))
         assert np.abs(out.astype(int) - torch_bicubic(pixels, 2)).max() <= 1  # and torch's own, to rounding
@@ -144,6 +145,8 @@ def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(serv
     if task == "colorize":  # grey: no chroma, the upload's luminance
         assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
         assert np.abs(out[..., 0] - luma(pixels)).max() <= 1
+    if task == "translate":  # the identity: the upload itself, byte for byte
+        assert np.array_equal(out, pixels)
     bad = httpx.post(f"{base}{ROUTES[task]}/baseline", files={"image": ("x.png", b"not an image")})
     assert bad.status_code == 422 and bad.json()["error"].startswith("image: not a PNG or JPEG")
 

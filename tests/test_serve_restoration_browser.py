@@ -22,7 +22,7 @@ SETTINGS = ServeSettings(restore=RestoreLimits(max_pixels=48 * 48, tile_size=16,
 def bases(tmp_path_factory):
     with contextlib.ExitStack() as stack:
         urls = {}
-        for task in ("inpaint", "superres", "colorize"):
+        for task in ("inpaint", "superres", "colorize", "translate"):
             onnx = export_tiny_restoration(tmp_path_factory.mktemp(task), task).onnx
             session = GeneratorSession(resolve(str(onnx)), "cpu", threads=1)
             urls[task] = stack.enter_context(uvicorn_thread(create_app(session, SETTINGS)))
@@ -131,3 +131,18 @@ def test_colorize_page_shows_grey_beside_the_colour_it_made(bases, browser, tmp_
     # The GAN's colours keep the upload's luminance, which is what the grey baseline shows.
     assert np.abs(rgba_out[..., :3] @ weights - rgba_base[..., 0]).mean() < 2.0
     assert browser.find_element(By.ID, "download").get_attribute("download") == "colour-colorize.png"
+
+
+def test_translate_page_shows_the_input_the_identity_baseline_and_the_translation(bases, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, bases["translate"], photo(tmp_path / "edges.png", 20, 28))
+    assert not browser.find_element(By.ID, "mask").is_displayed()
+    browser.find_element(By.ID, "run").click()
+    wait(browser, "return document.body.dataset.done === '1'")
+    rgba_in, _, rgba_out, rgba_base = (np.array(a).reshape(20, 28, 4) for a in browser.execute_script(PIXELS))
+    assert browser.find_element(By.ID, "baseline-name").text == "identity (classical)"
+    assert np.array_equal(rgba_base, rgba_in)  # without a GAN, the input is what a user has
+    assert not np.array_equal(rgba_out, rgba_in)
+    assert browser.find_element(By.ID, "title").text == "ganops translate"
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "edges-translate.png"

@@ -198,7 +198,7 @@ CARDS: dict[str, TaskCard] = {
             model_name="ganops-translate",
             primary=FID,
             image_to_image=ImageToImage(
-                head="translate",
+                head="direct",
                 input_channels=lambda c: c,
                 encode=_unchanged,  # the user's image is the input domain's
                 mask=None,
@@ -206,7 +206,7 @@ CARDS: dict[str, TaskCard] = {
                 tiled=False,  # the U-Net sees the whole input, as in training
                 learns_colour=False,
                 learns_from_pairs=True,
-                baseline=Baseline(name="identity", title="the input itself", run=baselines.identity),
+                baseline=Baseline(name="identity", title="identity", run=baselines.identity),
                 route="/v1/translate",
                 fields=("image",),
                 contract={},

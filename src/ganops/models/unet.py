@@ -12,7 +12,7 @@ nothing else:
   (pixel shuffle, Shi et al., 2016) turns its features into the detail added to the bicubic upscale
   by ``scale`` (a residual, so an untrained network starts near the bicubic baseline). At the
   input's size the U-Net costs 1/scale**2 of what it would at the output's;
-- translate (translate): in = the input domain's image, out = tanh of the U-Net: pix2pix itself;
+- direct (translate): in = the input domain's image, out = tanh of the U-Net: pix2pix itself;
 - chroma (colorize): in = the luminance (colour.luminance); the U-Net predicts the chroma and the output
   keeps the input's luminance exactly.
 
@@ -121,7 +121,7 @@ class Colorizer(nn.Module):
         return colour.to_rgb(luma, torch.tanh(self.unet(luma))).clamp(-1, 1)
 
 
-@head("translate")
+@head("direct")
 class Translator(nn.Module):
     """pix2pix's generator: the U-Net maps the input domain's image to the output domain's."""
 
