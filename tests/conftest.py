@@ -118,3 +118,42 @@ def tiny_params(data_root: Path, **overrides) -> dict:
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def sketch_and_picture(rng: np.random.Generator, size: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """A (sketch, picture) pair: a colour field and a grey outline of its bright square."""
+    y, x = np.mgrid[:size, :size] / (size - 1)
+    weights = rng.uniform(0.2, 1.0, 3)
+    picture = np.stack([x * weights[0], y * weights[1], (1 - x) * weights[2]], axis=-1)
+    top, left = rng.integers(2, size // 2, 2)
+    picture[top : top + 6, left : left + 6] = 0.95
+    sketch = np.full((size, size, 3), 1.0)
+    sketch[top : top + 6, left] = sketch[top : top + 6, left + 5] = 0.0
+    sketch[top, left : left + 6] = sketch[top + 5, left : left + 6] = 0.0
+    return (sketch * 255).astype(np.uint8), (picture * 255).astype(np.uint8)
+
+
+def write_paired_folder(root: Path, count: int) -> Path:
+    """``root/A`` (sketches) and ``root/B`` (pictures), files of the same names (every other B a JPEG)."""
+    from PIL import Image
+
+    for side in ("A", "B"):
+        (root / side).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        sketch, picture = sketch_and_picture(rng)
+        Image.fromarray(sketch).save(root / "A" / f"{i:03d}.png")
+        Image.fromarray(picture).save(root / "B" / (f"{i:03d}.jpg" if i % 2 else f"{i:03d}.png"))
+    return root
+
+
+def write_side_by_side(folders: Path, root: Path) -> Path:
+    """The pairs of ``folders`` as pix2pix's AB files: A on the left half, B on the right."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    for a in sorted((folders / "A").iterdir()):
+        b = next((folders / "B").glob(f"{a.stem}.*"))
+        halves = [np.asarray(Image.open(path).convert("RGB")) for path in (a, b)]
+        Image.fromarray(np.concatenate(halves, axis=1)).save(root / f"{a.stem}.png")
+    return root

@@ -20,7 +20,7 @@ from ganops.config import parse_params
 from ganops.stages import DVC_FILES, STAGES
 from serve_helpers import serve_process
 
-from conftest import copy_from_repo, stages_dvc_ran, tiny_params, write_params
+from conftest import copy_from_repo, stages_dvc_ran, tiny_params, write_paired_folder, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -95,18 +95,25 @@ def test_repro_runs_the_dag_then_only_validate(project):
 
 def test_restoration_tasks_reuse_prepare_and_the_evaluator_and_register_their_own_models(project, tmp_path):
     """`dvc exp run -S task=...` from the sampling pipeline's workspace, as benchmarks/restoration.py runs
-    it: each a version of ganops-<task> whose metrics hold the GAN's and the baseline's numbers side by side."""
+    it: each a version of ganops-<task> whose metrics hold the GAN's and the baseline's numbers side by side;
+    translate from a folder of A/ and B/ pairs (superres and colorize run the same stages: tests/test_tasks.py)."""
     root, env = project
     results = tmp_path / "restoration.json"
     bench = [sys.executable, str(REPO / "benchmarks/restoration.py"), "--workspace", str(root), "--temp"]
-    out = sh([*bench, "--json", str(results), "--experiment", "inpaint", "superres"], root, env)
-    assert "| inpaint |" in out and "(opencv_telea)" in out and "(bicubic)" in out
+    pairs = write_paired_folder(tmp_path / "pairs", 120)  # A/ and B/: translate pairs them by itself
+    paired = f"translate:data.source=imagefolder,data.root={pairs}"
+    out = sh([*bench, "--json", str(results), "--experiment", "inpaint", paired], root, env)
+    assert "| inpaint |" in out and "(opencv_telea)" in out and "(identity)" in out
     from mlflow import MlflowClient  # the workspace's registry: a temporary experiment registers there
 
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    for run, baseline in zip(json.loads(results.read_text()), ("opencv_telea", "bicubic"), strict=True):
-        task, metrics = run["experiment"], run["metrics"]
-        assert run["ran"] == ["validate", "evalset", "train", "evaluate", "export", "register"]
+    baselines = ("opencv_telea", "identity")
+    for run, baseline in zip(json.loads(results.read_text()), baselines, strict=True):
+        task, metrics = run["experiment"].partition(":")[0], run["metrics"]
+        new_data = (
+            ["prepare", "evaluator"] if baseline == "identity" else []
+        )  # the pairs, and their evaluator
+        assert run["ran"] == ["validate", *new_data, "evalset", "train", "evaluate", "export", "register"]
         primary = metrics["primary"]["metric"]
         assert metrics["task"] == task and metrics["baseline"]["method"] == baseline
         assert math.isfinite(metrics[primary]) and math.isfinite(metrics["baseline"][primary])

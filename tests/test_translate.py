@@ -24,36 +24,16 @@ from ganops.stages import Layout, run_stage
 from ganops.tasks import degrade
 from serve_helpers import uvicorn_thread
 
-from conftest import tiny_params, write_params
-
-
-def _pair(rng: np.random.Generator, size: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """A (sketch, picture) pair: a colour field and a grey outline of its bright square."""
-    y, x = np.mgrid[:size, :size] / (size - 1)
-    weights = rng.uniform(0.2, 1.0, 3)
-    picture = np.stack([x * weights[0], y * weights[1], (1 - x) * weights[2]], axis=-1)
-    top, left = rng.integers(2, size // 2, 2)
-    picture[top : top + 6, left : left + 6] = 0.95
-    sketch = np.full((size, size, 3), 1.0)
-    sketch[top : top + 6, left] = sketch[top : top + 6, left + 5] = 0.0
-    sketch[top, left : left + 6] = sketch[top + 5, left : left + 6] = 0.0
-    return (sketch * 255).astype(np.uint8), (picture * 255).astype(np.uint8)
+from conftest import sketch_and_picture, tiny_params, write_paired_folder, write_params, write_side_by_side
 
 
 @pytest.fixture(scope="module")
 def paired(tmp_path_factory):
     """data.root with A/ (sketches) and B/ (pictures) of the same names, and the same pairs side by side."""
     root = tmp_path_factory.mktemp("pairs")
-    folders, side_by_side = root / "folders", root / "side_by_side"
-    for folder in (folders / "A", folders / "B", side_by_side):
-        folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(120):
-        a, b = _pair(rng)
-        Image.fromarray(a).save(folders / "A" / f"{i:03d}.png")
-        Image.fromarray(b).save(folders / "B" / f"{i:03d}.jpg" if i % 2 else folders / "B" / f"{i:03d}.png")
-        Image.fromarray(np.concatenate([a, b], axis=1)).save(side_by_side / f"{i:03d}.png")
-    return folders, side_by_side
+    return write_paired_folder(root / "folders", 120), write_side_by_side(
+        root / "folders", root / "side_by_side"
+    )
 
 
 def _project(root, data_root, **data):
@@ -117,9 +97,9 @@ def test_folders_side_by_side_and_auto_prepare_the_same_pairs_and_direction_swap
     auto, by_folders, by_halves, reversed_ = prepared.values()
     assert auto.inputs is not None and auto.images.shape == (108, 3, 16, 16)
     assert np.array_equal(auto.images, by_folders.images) and np.array_equal(auto.inputs, by_folders.inputs)
-    # The same pairs, once as files and once as halves of one file (JPEG's B/ halves differ a little).
+    # The same pairs, once as files and once as the halves of one file each.
     assert np.array_equal(by_halves.inputs, by_folders.inputs)
-    assert np.abs(by_halves.images.astype(int) - by_folders.images).mean() < 3
+    assert np.array_equal(by_halves.images, by_folders.images)
     assert np.array_equal(reversed_.images, by_folders.inputs) and np.array_equal(
         reversed_.inputs, by_folders.images
     )
@@ -167,7 +147,7 @@ def test_translate_trains_scores_exports_and_serves_beside_the_identity(paired, 
     sidecar = read_json(layout.onnx_sidecar)
     assert sidecar["input"]["name"] == "image_a" and sidecar["task"] == "translate"
     session = GeneratorSession(resolve(str(layout.onnx)), "cpu", threads=1)
-    sketch, _ = _pair(np.random.default_rng(5), size=28)
+    sketch, _ = sketch_and_picture(np.random.default_rng(5), size=28)
     upload = io.BytesIO()
     Image.fromarray(sketch).save(upload, format="PNG")
     with uvicorn_thread(create_app(session, ServeSettings())) as base:
@@ -184,3 +164,20 @@ def test_translate_trains_scores_exports_and_serves_beside_the_identity(paired, 
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "made.png").read_bytes() == answer.content  # the CLI and the server: the same bytes
+
+
+def test_the_source_record_says_how_the_folder_pairs_so_a_new_task_reruns_prepare(
+    paired, tmp_path, monkeypatch
+):
+    """prepare's params are data's, not the task's; ``auto`` pairs a folder only for a task that learns
+    from pairs, so validate writes the pairing into the source record that prepare depends on."""
+    folders, _ = paired
+    records = {}
+    for task in ("translate", "colorize"):
+        root = _project(tmp_path / task, folders)
+        params = (root / "params.yaml").read_text().replace("task: translate", f"task: {task}")
+        (root / "params.yaml").write_text(params)
+        _run(root, "validate", monkeypatch=monkeypatch)
+        records[task] = read_json(Layout(root).source)
+    assert records["translate"].pop("pairs") == "folders"
+    assert "pairs" not in records["colorize"] and records["translate"] == records["colorize"]

@@ -1,4 +1,5 @@
-"""Where the built-in sources find their raw files when ``data.root`` is null.
+"""Where the built-in sources find their raw files when ``data.root`` is null, and whether a folder
+holds pairs (``data.pairs: auto``).
 
 This module imports nothing heavy: the ``validate`` stage, which runs on every ``dvc repro``,
 reads it to find the files to fingerprint without loading numpy or the readers (data/sources.py).
@@ -29,3 +30,14 @@ DEFAULT_LOCATIONS: dict[str, tuple[Path, ...]] = {
     "celeba": (RAW_DIR / "celeba",),
 }
 BUNDLED = {"digits": "scikit-learn"}  # sources whose data ships inside a package
+
+
+def resolve_pairs(pairs: str | None, task: str, source: str, root: str | None) -> str | None:
+    """What ``data.pairs`` means for these params (data/pairs.py reads the pairs): ``auto`` is
+    ``folders`` when the task learns from pairs and data.root holds A/ and B/, else unpaired (None)."""
+    if pairs != "auto":
+        return pairs
+    from ganops import catalog
+
+    has_halves = root is not None and all((Path(root) / side).is_dir() for side in ("A", "B"))
+    return "folders" if task in catalog.PAIRED_TASKS and source == "imagefolder" and has_halves else None

@@ -22,17 +22,6 @@ from ganops.errors import DataError
 SHOWN = 10  # names listed in an error at most
 
 
-def resolve(pairs: str | None, task: str, source: str, root: str | None) -> str | None:
-    """What ``data.pairs`` means for these params: ``auto`` is ``folders`` when the task learns from
-    pairs and data.root holds A/ and B/, else unpaired (None)."""
-    if pairs != "auto":
-        return pairs
-    from ganops import catalog
-
-    has_halves = root is not None and all((Path(root) / side).is_dir() for side in ("A", "B"))
-    return "folders" if task in catalog.PAIRED_TASKS and source == "imagefolder" and has_halves else None
-
-
 def _named(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in image_files(folder, recursive=True):

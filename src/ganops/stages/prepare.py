@@ -17,7 +17,7 @@ import numpy as np
 
 from ganops.config import Params
 from ganops.data.images import NATIVE_MAX_SIDE, convert_channels
-from ganops.data.pairs import resolve as resolve_pairs
+from ganops.data.locations import resolve_pairs
 from ganops.data.prepared import PreparedSplit, fit_to_size, write_prepared
 from ganops.data.sources import SOURCES, LoadOptions
 from ganops.errors import DataError

@@ -40,10 +40,8 @@ VALIDATING_LIBRARIES = ("pydantic", "pydantic-core", "PyYAML")  # with ganops' c
 
 
 def run(params: Params, layout: Layout, params_path: Path, **_) -> dict:
-    from ganops.data.pairs import resolve
-
     p = params.data
-    data = {"source": p.source, "root": p.root, "pairs": resolve(p.pairs, params.task, p.source, p.root)}
+    data = {"source": p.source, "root": p.root, "pairs": p.pairs, "task": params.task}
     libraries = _write_records(data, layout)
     write_json(layout.verdict, {"key": verdict_key(params_path), "data": data})
     return libraries
@@ -77,13 +75,19 @@ def verdict_key(params_path: Path) -> str:
 
 
 def _write_records(data: dict, layout: Layout) -> dict:
-    """The records, after checking what the params cannot: that paired data pairs up (names listed)."""
-    if data.get("pairs") and data.get("root"):
-        from ganops.data.pairs import paired_files
+    """The records, after checking what the params cannot: that paired data pairs up (names listed).
 
-        paired_files(Path(data["root"]), data["pairs"])
+    How the raw data pairs up (data.pairs: auto depends on the task and on the folder) is part of the
+    source record, which prepare depends on: prepare reruns when a new task or folder pairs it anew,
+    and only then (its params are data's, not the task's)."""
     libraries = library_versions()
     source = fingerprint(data["source"], data["root"], hash_cache_path(layout.root))
+    pairs = _pairs(data)
+    if pairs:  # absent for unpaired data: the record keeps the bytes it had before pairs existed
+        from ganops.data.pairs import paired_files
+
+        paired_files(Path(data["root"]), pairs)
+        source["pairs"] = pairs
     _write_if_changed(layout.libraries, libraries)
     _write_if_changed(layout.source, source)
     log.info(
@@ -93,6 +97,15 @@ def _write_records(data: dict, layout: Layout) -> dict:
         source["source"],
     )
     return libraries
+
+
+def _pairs(data: dict) -> str | None:
+    """How the raw data pairs up; None for unpaired data (and for a verdict written before pairs)."""
+    from ganops.data.locations import resolve_pairs
+
+    if "task" not in data or not data.get("root"):
+        return None
+    return resolve_pairs(data.get("pairs"), data["task"], data["source"], data["root"])
 
 
 def _write_if_changed(path: Path, record: dict) -> None:
