@@ -1,6 +1,7 @@
 """Bicubic upscaling by a whole factor, in NumPy: the classical method super-resolution is scored
-against. One function for the evaluate stage (tasks/baselines.py) and the server's baseline view
-(serve/restore.py), which has no torch, so the server shows exactly the image that was scored.
+against, through the superres card's baseline (ganops.baselines), which the evaluate stage and the
+server's baseline view (serve/restore.py, no torch) both run, so the server shows exactly the image
+that was scored.
 
 It is the bicubic of torch's ``F.interpolate(mode="bicubic", align_corners=False)`` and OpenCV's
 INTER_CUBIC: Keys' cubic convolution with a = -0.75, pixel centres aligned, the edge pixels repeated

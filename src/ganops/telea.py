@@ -1,6 +1,6 @@
 """OpenCV's Telea inpainting (fast marching) of 8-bit pixels: the classical method inpainting is
-scored against. One function for the evaluate stage (tasks/baselines.py) and the server's baseline
-view (serve/restore.py), which has no torch, so both fill the same holes the same way.
+scored against, through the inpaint card's baseline (ganops.baselines), which the evaluate stage and
+the server's baseline view (serve/restore.py, no torch) both run, so both fill the same holes the same way.
 """
 
 from __future__ import annotations

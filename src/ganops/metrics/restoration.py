@@ -184,7 +184,7 @@ def _chroma_histogram(x: Tensor, bins: int) -> Tensor:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(
             f"colour_histogram_distance: expected RGB NCHW, got shape {tuple(x.shape)}; grey images have "
-            "no chroma: repeat them to 3 channels (tasks.baselines.grey_colorize) to score them as colour"
+            "no chroma: repeat them to 3 channels (ganops.baselines.grey) to score them as colour"
         )
     width = (_CHROMA_RANGE[1] - _CHROMA_RANGE[0]) / bins
     counts = torch.zeros(bins * bins, dtype=torch.float64)
