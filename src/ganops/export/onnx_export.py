@@ -140,50 +140,29 @@ def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: floa
     difference is left out: ONNX Runtime picks its kernels by CPU, so it is a fact of this machine
     (logs/export.json), and this DVC-tracked file must be the same bytes on any machine."""
     if is_restoration(spec):
-        return _restoration_sidecar(spec, path, sha256, opset, tolerance, samples)
+        scaled = ["height", "width"] if spec.scale == 1 else [f"height*{spec.scale}", f"width*{spec.scale}"]
+        shapes = (
+            ["batch", signature.input_channels(spec), "height", "width"],
+            ["batch", spec.channels, *scaled],
+        )
+        contract = signature.restoration_contract(spec)
+        checked = {"input_sizes": [list(hw) for hw in signature.parity_sizes(spec)]}
+    else:
+        side = spec.image_size
+        shapes = (["batch", spec.latent_dim], ["batch", spec.channels, side, side])
+        contract = {
+            "latent_dim": spec.latent_dim,
+            "image_shape": [spec.channels, side, side],
+            "value_range": [-1.0, 1.0],
+        }
+        checked = {}
     return {
         "file": path.name,
         "sha256": sha256,
         "opset": opset,
-        "input": {
-            "name": signature.input_name(spec),
-            "shape": ["batch", spec.latent_dim],
-            "dtype": "float32",
-        },
-        "output": {
-            "name": OUTPUT,
-            "shape": ["batch", spec.channels, spec.image_size, spec.image_size],
-            "dtype": "float32",
-        },
-        "latent_dim": spec.latent_dim,
-        "image_shape": [spec.channels, spec.image_size, spec.image_size],
-        "value_range": [-1.0, 1.0],
+        "input": {"name": signature.input_name(spec), "shape": shapes[0], "dtype": "float32"},
+        "output": {"name": OUTPUT, "shape": shapes[1], "dtype": "float32"},
+        **contract,
         "arch": spec.to_dict(),
-        "parity": {"samples": samples, "tolerance": tolerance, "provider": "CPU", "passed": True},
-    }
-
-
-def _restoration_sidecar(
-    spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: float, samples: int
-) -> dict:
-    size = ["height", "width"] if spec.scale == 1 else [f"height*{spec.scale}", f"width*{spec.scale}"]
-    return {
-        "file": path.name,
-        "sha256": sha256,
-        "opset": opset,
-        "input": {
-            "name": signature.input_name(spec),
-            "shape": ["batch", signature.input_channels(spec), "height", "width"],
-            "dtype": "float32",
-        },
-        "output": {"name": OUTPUT, "shape": ["batch", spec.channels, *size], "dtype": "float32"},
-        **signature.restoration_contract(spec),
-        "arch": spec.to_dict(),
-        "parity": {
-            "samples": samples,
-            "input_sizes": [list(hw) for hw in signature.parity_sizes(spec)],
-            "tolerance": tolerance,
-            "provider": "CPU",
-            "passed": True,
-        },
+        "parity": {"samples": samples, **checked, "tolerance": tolerance, "provider": "CPU", "passed": True},
     }
