@@ -151,6 +151,23 @@ def test_the_baseline_route_answers_the_classical_method_on_the_same_upload(serv
     assert bad.status_code == 422 and bad.json()["error"].startswith("image: not a PNG or JPEG")
 
 
+@pytest.mark.parametrize("task", list(ROUTES))
+def test_every_tasks_baseline_route_gives_the_bytes_the_evaluate_stage_scores(servers, task):
+    """The server's baseline route (decode, the card's encoder, its baseline, PNG) against the evaluate
+    stage's (the task object's baseline on the same model input), rounded to 8 bits as the PNG is."""
+    base, session, _ = servers[task]
+    info, files = session.info, upload(task, picture(24, 20))
+    served = httpx.post(
+        f"{base}{ROUTES[task]}/baseline", files={k: (f"{k}.png", v) for k, v in files.items()}
+    )
+    rgb, holes = restore.decode_upload(info, LIMITS, files["image"], files.get("mask"))
+    model_input, _ = restore.model_input(info, rgb, holes)
+    scored = scored_baseline(
+        task, torch.from_numpy(model_input[None]), info.output_channels, max(info.scale, 2)
+    )
+    assert np.array_equal(decoded(served), to_uint8(scored.numpy())[0])
+
+
 @pytest.mark.parametrize("task", ["superres", "inpaint"])
 def test_the_baseline_of_a_grey_model_is_the_evaluate_stages_on_its_grey_pixels(servers, task):
     """A grey model's baseline view (the route's code, with a 1-channel output contract) on the same
@@ -192,7 +209,8 @@ def scored_baseline(task: str, model_input: torch.Tensor, channels: int, scale: 
     from ganops.runtime import Stream, stream
     from ganops.tasks import build_task
 
-    params = parse_params({"task": task, "restore": {"superres": {"factor": scale}}})
+    colour = {"source": "cifar10"}  # colorize refuses a grey source; no data is read here
+    params = parse_params({"task": task, "data": colour, "restore": {"superres": {"factor": scale}}})
     built = build_task(params, torch.device("cpu"), stream(0, Stream.LATENT_NOISE))
     return built.baseline(model_input, channels)
 
