@@ -10,6 +10,7 @@ metadata_props and in a sidecar JSON.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> N
     )
     model = program.model_proto
     _drop_stack_traces(model.graph)
+    _sort_range_constraints(model.graph)
     for key, value in model_metadata(spec, class_cdf(G)).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -93,6 +95,20 @@ def _drop_stack_traces(graph) -> None:
         for attribute in node.attribute:
             for subgraph in (attribute.g, *attribute.graphs):
                 _drop_stack_traces(subgraph)
+
+
+RANGE_CONSTRAINTS = "pkg.torch.export.ExportedProgram.range_constraints"
+_RANGE = re.compile(r"([^{},]+?): (VR\[[^\]]*\])")
+
+
+def _sort_range_constraints(graph) -> None:
+    """torch.export writes the ranges of the symbolic sizes (``{s75: VR[2, int_oo], s95: ...}``) in set
+    order, which follows Python's string hashing and so changes from one process to the next: the same
+    model would export to other bytes. Write them sorted by symbol."""
+    for entry in graph.metadata_props:
+        if entry.key == RANGE_CONSTRAINTS:
+            ranges = sorted((symbol.strip(), bounds) for symbol, bounds in _RANGE.findall(entry.value))
+            entry.value = "{" + ", ".join(f"{symbol}: {bounds}" for symbol, bounds in ranges) + "}"
 
 
 def ort_session(path: Path, providers: list[str] | None = None):
