@@ -117,14 +117,27 @@ def test_superres_page_shows_the_upscaled_image_and_the_servers_errors(bases, br
     )
 
 
-def test_colorize_page_shows_grey_beside_the_colour_it_made(bases, browser, tmp_path):
+def run_unmasked(browser, base, image):
+    """Upload ``image`` to a page without a mask editor, run it: RGBA of the input, output and baseline."""
     from selenium.webdriver.common.by import By
 
-    open_page(browser, bases["colorize"], photo(tmp_path / "colour.png", 24, 36))
+    open_page(browser, base, image)
     assert not browser.find_element(By.ID, "mask").is_displayed()
     browser.find_element(By.ID, "run").click()
     wait(browser, "return document.body.dataset.done === '1'")
-    rgba_in, _, rgba_out, rgba_base = (np.array(a).reshape(24, 36, 4) for a in browser.execute_script(PIXELS))
+    height, width = np.asarray(Image.open(image)).shape[:2]
+    rgba_in, _, rgba_out, rgba_base = (
+        np.array(a).reshape(height, width, 4) for a in browser.execute_script(PIXELS)
+    )
+    return rgba_in, rgba_out, rgba_base
+
+
+def test_colorize_page_shows_grey_beside_the_colour_it_made(bases, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    rgba_in, rgba_out, rgba_base = run_unmasked(
+        browser, bases["colorize"], photo(tmp_path / "colour.png", 24, 36)
+    )
     assert browser.find_element(By.ID, "baseline-name").text == "grey (classical)"
     assert (rgba_base[..., 0] == rgba_base[..., 1]).all() and (rgba_base[..., 1] == rgba_base[..., 2]).all()
     weights = np.array([0.299, 0.587, 0.114])
@@ -136,11 +149,9 @@ def test_colorize_page_shows_grey_beside_the_colour_it_made(bases, browser, tmp_
 def test_translate_page_shows_the_input_the_identity_baseline_and_the_translation(bases, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    open_page(browser, bases["translate"], photo(tmp_path / "edges.png", 20, 28))
-    assert not browser.find_element(By.ID, "mask").is_displayed()
-    browser.find_element(By.ID, "run").click()
-    wait(browser, "return document.body.dataset.done === '1'")
-    rgba_in, _, rgba_out, rgba_base = (np.array(a).reshape(20, 28, 4) for a in browser.execute_script(PIXELS))
+    rgba_in, rgba_out, rgba_base = run_unmasked(
+        browser, bases["translate"], photo(tmp_path / "edges.png", 20, 28)
+    )
     assert browser.find_element(By.ID, "baseline-name").text == "identity (classical)"
     assert np.array_equal(rgba_base, rgba_in)  # without a GAN, the input is what a user has
     assert not np.array_equal(rgba_out, rgba_in)
