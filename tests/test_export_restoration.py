@@ -11,11 +11,12 @@ import torch
 from ganops.config import parse_params
 from ganops.errors import ExportError
 from ganops.export.onnx_export import ort_session
+from ganops.files import write_json
 from ganops.models import ArchSpec, build_generator
 from ganops.models.io import load_generator, save_generator
 from ganops.stages import Layout
 from ganops.stages.export import run as export
-from serve_helpers import restoration_spec
+from serve_helpers import export_tiny, export_tiny_restoration, restoration_spec
 
 TOLERANCE = 1e-3  # export.parity_tolerance's default
 # task -> (image channels, scale, input name, input channels, input size multiple)
@@ -151,6 +152,51 @@ def test_a_restoration_parity_failure_names_the_input_size(tmp_path):
     with pytest.raises(ExportError, match=r"differs from PyTorch by .* on 16x16 inputs"):
         export(parse_params({"export": {"parity_tolerance": 1e-30, "parity_samples": 2}}), layout)
     assert not layout.onnx.exists()
+
+
+# prepare's manifest of folder photos cut into patches (the keys export reads, and some it leaves).
+PHOTOS = {
+    "source": "imagefolder",
+    "origin": "data/raw/photos",
+    "native_shape": [3, 480, 640],
+    "image_size": 16,
+    "channels": 3,
+    "crop": "random_patches",
+    "patches_per_image": 16,
+    "source_images": {"train": 9, "test": 1},
+    "splits": {},
+}
+
+
+def test_an_image_models_export_records_what_it_was_trained_on(tmp_path):
+    """In the sidecar and in the ONNX metadata (a registered file alone must tell the server)."""
+    write_json(Layout(tmp_path).manifest, PHOTOS)
+    layout = export_tiny_restoration(tmp_path, "superres", channels=3)
+    expected = {
+        key: PHOTOS[key]
+        for key in ("source", "origin", "channels", "image_size", "crop", "patches_per_image")
+    }
+    assert json.loads(layout.onnx_sidecar.read_text())["trained_on"] == expected
+    meta = {p.key: p.value for p in onnx.load(str(layout.onnx)).metadata_props}
+    recorded = {k.removeprefix("ganops.trained_on."): v for k, v in meta.items() if "trained_on" in k}
+    assert recorded == {key: str(value) for key, value in expected.items()}
+
+
+def test_data_prepared_again_after_training_fails_the_export_naming_the_fix(tmp_path):
+    write_json(Layout(tmp_path).manifest, {**PHOTOS, "channels": 1})
+    with pytest.raises(
+        ExportError, match=r"describes 1-channel 16 px images, but .* 3-channel 16 px .* rerun train"
+    ):
+        export_tiny_restoration(tmp_path, "superres", channels=3)
+    assert not Layout(tmp_path).onnx.exists()
+
+
+def test_a_sampling_generators_export_leaves_the_training_data_out(tmp_path):
+    """Its sidecar and graph keep the bytes dvc.lock pins for the default pipeline."""
+    write_json(Layout(tmp_path).manifest, {**PHOTOS, "channels": 1})
+    layout = export_tiny(tmp_path)
+    assert "trained_on" not in json.loads(layout.onnx_sidecar.read_text())
+    assert not [p.key for p in onnx.load(str(layout.onnx)).metadata_props if "trained_on" in p.key]
 
 
 def test_a_sampling_generators_spec_is_saved_without_the_restoration_fields():

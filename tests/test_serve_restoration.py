@@ -22,13 +22,15 @@ from typer.testing import CliRunner
 from ganops import colour
 from ganops.cards import card
 from ganops.cli import app as cli
+from ganops.files import write_json
 from ganops.serve import restore
 from ganops.serve.app import ServeSettings, create_app
 from ganops.serve.batcher import MicroBatcher
-from ganops.serve.contract import RestoreLimits
+from ganops.serve.contract import UNKNOWN, RestoreLimits, TrainedOn
 from ganops.serve.images import to_uint8
 from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
+from ganops.stages import Layout
 from serve_helpers import export_tiny, export_tiny_restoration, uvicorn_thread
 
 ROUTES = {task: card(task).image_to_image.route for task in ("inpaint", "superres", "colorize", "translate")}
@@ -596,3 +598,95 @@ def test_no_fuzzed_upload_causes_a_server_error(servers, mode):
 
     check()
     assert sum(seen.values()) >= 30 and any(400 <= code < 500 for code in seen), seen
+
+
+# What the model was trained on, and uploads that do not fit it: the Fashion-MNIST inpaint champion
+# used to answer a colour photo in grey with nothing saying why.
+FASHION = {
+    "source": "fashion-mnist",
+    "origin": "/usr/share/datasets/fashion-mnist",
+    "image_size": 16,
+    "channels": 1,
+}
+GREY_MODEL = (
+    "this model was trained on one-channel grey images (fashion-mnist): the colour upload was converted"
+)
+
+
+@pytest.fixture(scope="module")
+def grey(tmp_path_factory):
+    """A grey inpaint model exported beside prepare's manifest, as the pipeline exports one: (URL, ONNX path)."""
+    root = tmp_path_factory.mktemp("grey")
+    write_json(Layout(root).manifest, {**FASHION, "splits": {}})
+    onnx = export_tiny_restoration(root, "inpaint", channels=1).onnx
+    with uvicorn_thread(create_app(GeneratorSession(resolve(str(onnx)), "cpu", threads=1), SETTINGS)) as base:
+        yield base, onnx
+
+
+def as_grey(pixels: np.ndarray) -> np.ndarray:
+    """An RGB picture whose three channels are equal: what a grey photo decodes to."""
+    return np.repeat(restore.model_pixels(pixels, 1), 3, axis=2)
+
+
+def test_readyz_says_what_the_model_was_trained_on_and_unknown_for_an_older_export(grey, servers):
+    trained = httpx.get(f"{grey[0]}/readyz").json()["trained_on"]
+    summary = "fashion-mnist (/usr/share/datasets/fashion-mnist), grey, 16 px images"
+    assert trained == {"summary": summary, **FASHION, "crop": "resize"}
+    older = httpx.get(f"{servers['superres'][0]}/readyz").json()  # exported without a manifest beside it
+    assert older["status"] == "ready" and older["trained_on"] == {"summary": UNKNOWN}
+    assert UNKNOWN.startswith("unknown: ")
+    photos = TrainedOn(
+        source="imagefolder",
+        origin="data/raw/photos",
+        channels=3,
+        image_size=96,
+        crop="random_patches",
+        patches_per_image=16,
+    )
+    assert photos.summary() == "imagefolder (data/raw/photos), RGB, 96 px random patches (16 per image)"
+
+
+def test_a_colour_upload_to_a_grey_model_is_answered_with_a_warning_and_a_grey_one_without(grey):
+    base = grey[0]
+    pixels = picture(24, 20)
+    coloured = post(base, "inpaint", upload("inpaint", pixels))
+    assert decoded(coloured).ndim == 2  # a one-channel PNG: the answer is grey
+    warning = coloured.headers["x-ganops-warning"]
+    assert warning.startswith(GREY_MODEL) and "data.source=imagefolder" in warning  # the cause and the fix
+    plain = post(base, "inpaint", upload("inpaint", as_grey(pixels)))
+    assert decoded(plain).ndim == 2 and "x-ganops-warning" not in plain.headers
+
+
+@pytest.mark.parametrize("task", list(ROUTES))
+def test_a_grey_upload_to_a_colour_model_is_warned_of_unless_grey_is_its_input(servers, task):
+    """Colorize takes any upload's luminance and a translate model's input domain may be grey (edges):
+    neither is warned of. A colour upload to a colour model never is."""
+    base = servers[task][0]
+    pixels = picture(24, 20)
+    grey_upload = post(base, task, upload(task, as_grey(pixels)))
+    assert grey_upload.status_code == 200
+    warning = grey_upload.headers.get("x-ganops-warning")
+    if task in ("inpaint", "superres"):
+        assert warning.startswith("this model was trained on colour images: the grey upload was given")
+        assert "send the colour original" in warning
+    else:
+        assert warning is None
+    assert "x-ganops-warning" not in post(base, task, upload(task, pixels)).headers
+
+
+def test_the_cli_prints_the_warning_once_naming_the_files(grey, tmp_path):
+    folder, masks = tmp_path / "in", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    for i in range(5):  # four colour photos and one grey
+        pixels = picture(12, 16, seed=i)
+        (folder / f"{i}.png").write_bytes(png(as_grey(pixels) if i == 4 else pixels))
+        (masks / f"{i}.png").write_bytes(png(hole(12, 16)))
+    result = CliRunner().invoke(
+        cli, ["restore", str(grey[1]), str(folder), "--mask", str(masks), "--provider", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    named = ", ".join(str(folder / f"{i}.png") for i in range(3))
+    assert f"warning: {named} and 1 more: {GREY_MODEL}" in result.stderr
+    assert result.stderr.count("warning:") == 1 and "4.png" not in result.stderr
+    assert "wrote 5 images" in result.stdout

@@ -8,10 +8,12 @@ import pytest
 from PIL import Image
 
 from browser import chromium, element_pixels, needs_chromium, wait
+from ganops.files import write_json
 from ganops.serve.app import ServeSettings, create_app
 from ganops.serve.contract import RestoreLimits
 from ganops.serve.session import GeneratorSession
 from ganops.serve.source import resolve
+from ganops.stages import Layout
 from serve_helpers import export_tiny_restoration, uvicorn_thread
 
 pytestmark = needs_chromium
@@ -157,3 +159,39 @@ def test_translate_page_shows_the_input_the_identity_baseline_and_the_translatio
     assert not np.array_equal(rgba_out, rgba_in)
     assert browser.find_element(By.ID, "title").text == "ganops translate"
     assert browser.find_element(By.ID, "download").get_attribute("download") == "edges-translate.png"
+
+
+@pytest.fixture(scope="module")
+def grey_base(tmp_path_factory):
+    """A grey superres model exported beside a Fashion-MNIST manifest, served."""
+    root = tmp_path_factory.mktemp("grey")
+    manifest = {"source": "fashion-mnist", "origin": "/usr/share/datasets/fashion-mnist", "image_size": 16}
+    write_json(Layout(root).manifest, {**manifest, "channels": 1})
+    onnx = export_tiny_restoration(root, "superres", channels=1).onnx
+    session = GeneratorSession(resolve(str(onnx)), "cpu", threads=1)
+    with uvicorn_thread(create_app(session, SETTINGS)) as base:
+        yield base
+
+
+def test_the_page_says_what_the_model_learned_and_why_a_colour_photo_came_back_grey(
+    grey_base, browser, tmp_path
+):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, grey_base, photo(tmp_path / "colour.png", 20, 28))
+    trained = browser.find_element(By.ID, "trained").text
+    assert trained == "trained on fashion-mnist (/usr/share/datasets/fashion-mnist), grey, 16 px images"
+    warning = browser.find_element(By.ID, "warning")
+    assert not warning.is_displayed()  # nothing to say before an answer
+    browser.find_element(By.ID, "run").click()
+    wait(browser, "return document.body.dataset.done === '1'")
+    assert warning.is_displayed()
+    assert warning.text.startswith("this model was trained on one-channel grey images (fashion-mnist)")
+    assert "data.source=imagefolder" in warning.text
+
+    grey = tmp_path / "grey.png"
+    Image.open(photo(tmp_path / "again.png", 20, 28)).convert("L").save(grey)
+    browser.find_element(By.ID, "file").send_keys(str(grey))
+    browser.find_element(By.ID, "run").click()
+    wait(browser, "return document.body.dataset.done === '2'")
+    assert not warning.is_displayed()  # a grey photo fits: the last answer's warning is gone

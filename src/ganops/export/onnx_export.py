@@ -32,9 +32,11 @@ def class_cdf(G: torch.nn.Module) -> list[float] | None:
     return [float(v) for v in found[0].cdf] if found else None
 
 
-def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, str]:
+def model_metadata(
+    spec: ArchSpec, cdf: list[float] | None = None, trained_on: dict | None = None
+) -> dict[str, str]:
     if is_restoration(spec):
-        return _restoration_metadata(spec)
+        return _restoration_metadata(spec, trained_on)
     meta = {
         "ganops.arch": spec.arch,
         "ganops.latent_dim": str(spec.latent_dim),
@@ -49,13 +51,17 @@ def model_metadata(spec: ArchSpec, cdf: list[float] | None = None) -> dict[str, 
     return meta
 
 
-def _restoration_metadata(spec: ArchSpec) -> dict[str, str]:
+def _restoration_metadata(spec: ArchSpec, trained_on: dict | None) -> dict[str, str]:
     contract = signature.restoration_contract(spec)
     named = {"arch": spec.arch, "input": signature.input_name(spec), "output": OUTPUT, **contract}
+    # The training data's facts as ganops.trained_on.<key>: a registered file alone tells the server.
+    named |= {f"trained_on.{key}": value for key, value in (trained_on or {}).items()}
     return {f"ganops.{key}": signature.metadata_text(value) for key, value in named.items()}
 
 
-def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> None:
+def export_onnx(
+    G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int, trained_on: dict | None = None
+) -> None:
     import onnx
 
     G = G.cpu().eval()
@@ -74,7 +80,7 @@ def export_onnx(G: torch.nn.Module, spec: ArchSpec, path: Path, opset: int) -> N
     model = program.model_proto
     _drop_stack_traces(model.graph)
     _sort_range_constraints(model.graph)
-    for key, value in model_metadata(spec, class_cdf(G)).items():
+    for key, value in model_metadata(spec, class_cdf(G), trained_on).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.producer_name = "ganops"
@@ -151,10 +157,19 @@ def _non_finite(values: np.ndarray) -> int:
     return int(np.count_nonzero(~np.isfinite(values)))
 
 
-def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: float, samples: int) -> dict:
-    """The file's contract (what a server needs) and the parity check it passed. The measured
-    difference is left out: ONNX Runtime picks its kernels by CPU, so it is a fact of this machine
-    (logs/export.json), and this DVC-tracked file must be the same bytes on any machine."""
+def sidecar(
+    spec: ArchSpec,
+    path: Path,
+    sha256: str,
+    opset: int,
+    tolerance: float,
+    samples: int,
+    trained_on: dict | None = None,
+) -> dict:
+    """The file's contract (what a server needs), what it was trained on (when given), and the parity
+    check it passed. The measured difference is left out: ONNX Runtime picks its kernels by CPU, so it
+    is a fact of this machine (logs/export.json), and this DVC-tracked file must be the same bytes on
+    any machine."""
     if is_restoration(spec):
         scaled = ["height", "width"] if spec.scale == 1 else [f"height*{spec.scale}", f"width*{spec.scale}"]
         shapes = (
@@ -179,6 +194,7 @@ def sidecar(spec: ArchSpec, path: Path, sha256: str, opset: int, tolerance: floa
         "input": {"name": signature.input_name(spec), "shape": shapes[0], "dtype": "float32"},
         "output": {"name": OUTPUT, "shape": shapes[1], "dtype": "float32"},
         **contract,
+        **({"trained_on": trained_on} if trained_on else {}),
         "arch": spec.to_dict(),
         "parity": {"samples": samples, **checked, "tolerance": tolerance, "provider": "CPU", "passed": True},
     }

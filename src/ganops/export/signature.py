@@ -125,6 +125,19 @@ def restoration_contract(spec: ArchSpec) -> dict:
     return contract | facts.contract
 
 
+# prepare's manifest keys that say what a model learned from; the last three only where they apply.
+TRAINED_ON = ("source", "origin", "channels", "image_size", "crop", "patches_per_image", "pairs", "direction")
+
+
+def trained_on(manifest: dict) -> dict:
+    """What the model was trained on, from prepare's manifest (data/prepared/manifest.json): the source,
+    where it was read, its channels, the image (or patch) size and how images were fitted to it. The
+    server shows it and warns when an upload does not fit (a colour photo to a grey model)."""
+    facts = {key: manifest[key] for key in TRAINED_ON if key in manifest}
+    facts.setdefault("crop", "resize")  # the manifest names the crop only for random patches
+    return facts
+
+
 def metadata_text(value: object) -> str:
     """A contract value as metadata_props text: lists comma-separated, like ganops.image_shape."""
     if isinstance(value, list):

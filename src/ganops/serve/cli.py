@@ -174,5 +174,8 @@ def restore(
 
     with user_errors():
         limits = RestoreLimits(max_pixels=max_pixels, tile_size=tile_size, tile_overlap=tile_overlap)
-        written = restore_paths(model, source, mask, out, limits, provider, tracking_uri)
-    typer.echo(f"wrote {written}")
+        restored = restore_paths(model, source, mask, out, limits, provider, tracking_uri)
+    # After the progress bar, on stderr like errors: the PNGs are written, but may not be what was wanted.
+    for warning in restored.warnings():
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {restored.written}")

@@ -6,10 +6,18 @@ serve it. Light on purpose: the CLI reads the limits' defaults for its --help.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import asdict, dataclass
 
 from ganops.cards import ImageToImage, image_tasks, image_to_image
 from ganops.errors import ServeError
+
+log = logging.getLogger(__name__)
+TRAINED_ON = "ganops.trained_on."  # export/signature.py's trained_on, one metadata key per fact
+UNKNOWN = (
+    "unknown: this model was exported before ganops recorded its training data; "
+    "re-export it with `ganops export` to see it here"
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,61 @@ class RestoreLimits:
 
 
 @dataclass(frozen=True)
+class TrainedOn:
+    """What a restoration model learned from: prepare's manifest, as export recorded it."""
+
+    source: str  # the data source's name (fashion-mnist, imagefolder, ...)
+    origin: str  # where its files were read
+    channels: int  # 1: grey, 3: RGB
+    image_size: int  # the training images' (or patches') side, in output pixels
+    crop: str  # resize (whole images, shorter side, centre crop) | random_patches
+    patches_per_image: int | None = None  # random_patches only
+    pairs: str | None = None  # paired data only (translate): how pairs were found ...
+    direction: str | None = None  # ... and which of a pair was the input
+
+    def summary(self) -> str:
+        """One line for people: "imagefolder (data/raw/photos), RGB, 96 px random patches (16 per image)"."""
+        colour = "grey" if self.channels == 1 else "RGB"
+        if self.crop == "random_patches":
+            size = f"{self.image_size} px random patches ({self.patches_per_image} per image)"
+        else:
+            size = f"{self.image_size} px images"  # whole images fitted to the size
+        pairs = f", pairs: {self.pairs} {self.direction}" if self.pairs else ""
+        return f"{self.source} ({self.origin}), {colour}, {size}{pairs}"
+
+
+def trained_on(meta: dict[str, str], origin: str) -> TrainedOn | None:
+    """The training data's facts from the metadata, or None for a model exported before export recorded
+    them (or with them damaged: they only inform, so serving goes on and /readyz says unknown)."""
+    facts = {key.removeprefix(TRAINED_ON): value for key, value in meta.items() if key.startswith(TRAINED_ON)}
+    if not facts:
+        return None
+    try:
+        patches = facts.get("patches_per_image")
+        return TrainedOn(
+            source=facts["source"],
+            origin=facts["origin"],
+            channels=int(facts["channels"]),
+            image_size=int(facts["image_size"]),
+            crop=facts.get("crop", "resize"),
+            patches_per_image=None if patches is None else int(patches),
+            pairs=facts.get("pairs"),
+            direction=facts.get("direction"),
+        )
+    except (KeyError, ValueError) as err:
+        log.warning("%s: ganops.trained_on.* is incomplete (%r); /readyz says unknown", origin, err)
+        return None
+
+
+def trained_on_json(trained: TrainedOn | None) -> dict:
+    """/readyz's ``trained_on``: the summary line first, then each fact; only the summary when unknown."""
+    if trained is None:
+        return {"summary": UNKNOWN}
+    facts = {key: value for key, value in asdict(trained).items() if value is not None}
+    return {"summary": trained.summary(), **facts}
+
+
+@dataclass(frozen=True)
 class RestorationInfo:
     task: str  # an image-to-image task (ganops.cards)
     input_name: str
@@ -40,6 +103,7 @@ class RestorationInfo:
     input_dtype: str  # "float32", or "float16" for a model exported without keep_io_types
     mask_hole_value: float = 1.0  # inpaint: the mask channel's value inside a hole
     masked_pixel_value: float = 0.0  # inpaint: the image channels' value inside a hole
+    trained_on: TrainedOn | None = None  # None: exported before export recorded it
 
     @property
     def facts(self) -> ImageToImage:
@@ -72,6 +136,7 @@ def restoration_info(meta: dict[str, str], input_dtype: str, origin: str) -> Res
             input_dtype=input_dtype,
             mask_hole_value=float(meta.get("ganops.mask_hole_value", 1)),
             masked_pixel_value=float(meta.get("ganops.masked_pixel_value", 0)),
+            trained_on=trained_on(meta, origin),
         )
     except (KeyError, ValueError) as err:
         raise ServeError(

@@ -19,13 +19,20 @@ from fastapi.responses import JSONResponse, Response
 from ganops.cards import card
 from ganops.serve import restore
 from ganops.serve.batcher import MicroBatcher
-from ganops.serve.contract import RestorationInfo, RestoreLimits
+from ganops.serve.contract import RestorationInfo, RestoreLimits, trained_on_json
 from ganops.serve.schemas import Problem
 from ganops.serve.session import GeneratorSession
 from ganops.serve.uploads import read_upload, request_body
 
 # Awaits the batches' outputs within the request's deadline (app.py: 503, 504 or a client gone).
 Queue = Callable[[Request, Awaitable[list[np.ndarray]]], Awaitable[list[np.ndarray]]]
+WARNING = "X-Ganops-Warning"  # restore.fit_warning: the upload's colour does not fit the model's data
+WARNED = {
+    WARNING: {
+        "description": "why the answer may not look like the upload, and the fix",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def warm_up_input(info: RestorationInfo) -> np.ndarray:
@@ -49,14 +56,16 @@ def ready_facts(info: RestorationInfo, limits: RestoreLimits) -> dict:
         "tile_overlap": limits.tile_overlap if facts.tiled else None,
         "baseline": facts.baseline.title,
         "baseline_route": f"{facts.route}/baseline",
+        "trained_on": trained_on_json(info.trained_on),
     }
 
 
-def _answers(image: str, problems: dict[int, str]) -> dict:
-    """The documented answers of an upload route: the PNG, the upload's problems, and ``problems``."""
+def _answers(image: str, problems: dict[int, str], headers: dict | None = None) -> dict:
+    """The documented answers of an upload route: the PNG (with ``headers``), the upload's problems, and
+    ``problems``."""
     png = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
     return {
-        200: {"description": image, "content": png},
+        200: {"description": image, "content": png, **({"headers": headers} if headers else {})},
         413: {"model": Problem, "description": "body too large"},
         415: {"model": Problem, "description": "neither multipart/form-data nor JSON"},
         422: {"model": Problem, "description": "bad upload; `error` names the field"},
@@ -84,7 +93,11 @@ def add_restoration_route(
         plan = await asyncio.to_thread(restore.prepare, info, limits, files["image"], files.get("mask"))
         outputs = await queued(http, run_all(plan.batches))
         png = await asyncio.to_thread(restore.finish, plan, outputs)
-        return Response(png, media_type="image/png", headers=headers)
+        if plan.warning is None:
+            return Response(png, media_type="image/png", headers=headers)
+        # Header values are latin-1: a source name from the metadata must not turn the answer into a 500.
+        text = plan.warning.encode("ascii", "backslashreplace").decode()
+        return Response(png, media_type="image/png", headers={**headers, WARNING: text})
 
     app.add_api_route(
         facts.route,
@@ -98,7 +111,7 @@ def add_restoration_route(
         ),
         response_class=Response,
         openapi_extra={"requestBody": request_body(fields)},
-        responses=_answers("the restored image", {503: "overloaded; retry"}),
+        responses=_answers("the restored image", {503: "overloaded; retry"}, WARNED),
     )
 
     async def baseline(http: Request) -> Response:

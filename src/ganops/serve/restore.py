@@ -7,6 +7,7 @@ and ``ganops restore``, so the two give the same bytes for the same input.
     -> reflect-pad height and width to the model's size_multiple
     -> tiles (where the card says tiles are valid, when a side is over tile_size; otherwise one tile)
     -> the model -> tiles blended, the padding cropped (times scale) -> PNG
+    (+ a warning when the upload's colour does not fit what the model learned: ``fit_warning``)
 
 The model runs between ``prepare`` and ``finish``: the server queues ``Plan.batches`` on its
 micro-batcher, the CLI hands them to the session (``restore_bytes``).
@@ -56,6 +57,7 @@ class Plan:
     scale: int = 1
     channels: int = 3  # of the output
     passthrough: np.ndarray | None = None  # (H, W, C) uint8: the answer without the model
+    warning: str | None = None  # why the answer may not look like the upload (fit_warning)
 
 
 def decode(data: bytes, field: str, max_pixels: int, background: tuple[int, int, int]) -> np.ndarray:
@@ -96,6 +98,35 @@ def model_input(
     pixels = model_pixels(rgb, info.output_channels)
     hole = None if hole is None else hole[None, None].astype(np.float32)
     return info.facts.encode(to_unit(pixels)[None], hole)[0], pixels
+
+
+def is_colour(rgb: np.ndarray) -> bool:
+    """Whether an (H, W, 3) upload has colour: its channels differ somewhere (a grey file decodes to R == G == B)."""
+    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def fit_warning(info: RestorationInfo, rgb: np.ndarray) -> str | None:
+    """Why the answer will not look like the upload when its colour does not fit the model's training
+    data, with the fix; None when it fits. The server sends it as X-Ganops-Warning, the CLI prints it."""
+    facts = info.facts
+    if facts.learns_colour:  # its input is any upload's luminance, by design (colorize)
+        return None
+    colour = is_colour(rgb)
+    data = f" ({info.trained_on.source})" if info.trained_on else ""
+    if colour and info.output_channels == 1:
+        return (
+            f"this model was trained on one-channel grey images{data}: the colour upload was converted to "
+            "grey and the answer is grey; for colour, serve a model trained on colour photos "
+            "(data.source=imagefolder on a folder of photos; `ganops preset` lists the photo presets)"
+        )
+    # A paired model's input domain is not its output's (grey edges to colour photos): grey may be right.
+    if not colour and info.output_channels == 3 and not facts.learns_from_pairs:
+        return (
+            f"this model was trained on colour images{data}: the grey upload was given to it as three equal "
+            "channels, so the answer may show colour the image lacks; send the colour original, or serve "
+            "a model trained on grey images (data.channels: 1)"
+        )
+    return None
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -177,6 +208,7 @@ def prepare(info: RestorationInfo, limits: RestoreLimits, image: bytes, mask: by
     height, width = rgb.shape[:2]
     x, seen = model_input(info, rgb, hole)
     plan = Plan([], size=(height, width), scale=info.scale, channels=info.output_channels)
+    plan.warning = fit_warning(info, rgb)
     if hole is not None and not hole.any():  # nothing to fill: the input is the answer
         plan.passthrough = seen
         return plan
@@ -228,6 +260,19 @@ def baseline_bytes(
         raise BaselineUnavailable(f"{err}, where the server runs") from None
 
 
+def restore_upload(
+    run: Callable[[np.ndarray], np.ndarray],
+    info: RestorationInfo,
+    limits: RestoreLimits,
+    image: bytes,
+    mask: bytes | None = None,
+) -> tuple[bytes, str | None]:
+    """PNG bytes of the restored image, running the model with ``run`` (``GeneratorSession.run``), and
+    the upload's fit warning (None when it fits)."""
+    plan = prepare(info, limits, image, mask)
+    return finish(plan, [run(batch) for batch in plan.batches]), plan.warning
+
+
 def restore_bytes(
     run: Callable[[np.ndarray], np.ndarray],
     info: RestorationInfo,
@@ -236,5 +281,4 @@ def restore_bytes(
     mask: bytes | None = None,
 ) -> bytes:
     """PNG bytes of the restored image, running the model with ``run`` (``GeneratorSession.run``)."""
-    plan = prepare(info, limits, image, mask)
-    return finish(plan, [run(batch) for batch in plan.batches])
+    return restore_upload(run, info, limits, image, mask)[0]

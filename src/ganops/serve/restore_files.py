@@ -9,6 +9,7 @@ so a stopped run leaves whole files only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganops.cards import card
@@ -17,6 +18,22 @@ from ganops.files import atomic_path
 from ganops.serve.contract import RestoreLimits
 
 ACCEPTED_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class Restored:
+    """What ``restore_paths`` did: what it wrote, in words, and which files did not fit the model."""
+
+    written: str
+    warned: dict[str, list[str]] = field(default_factory=dict)  # restore.fit_warning -> its files
+
+    def warnings(self) -> list[str]:
+        """One line per warning, naming its first files: a folder of 500 colour photos is one line."""
+        lines = []
+        for warning, files in self.warned.items():
+            more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+            lines.append(f"{', '.join(files[:3])}{more}: {warning}")
+        return lines
 
 
 def _pairs(
@@ -68,10 +85,10 @@ def restore_paths(
     limits: RestoreLimits,
     provider: str = "auto",
     tracking_uri: str | None = None,
-) -> str:
-    """Restore ``source`` (a file or a folder); returns what was written, in words."""
+) -> Restored:
+    """Restore ``source`` (a file or a folder); returns what was written and the warnings."""
     from ganops.progress import Progress
-    from ganops.serve.restore import BadInput, restore_bytes
+    from ganops.serve.restore import BadInput, restore_upload
     from ganops.serve.session import GeneratorSession
     from ganops.serve.source import resolve
 
@@ -85,10 +102,11 @@ def restore_paths(
     if "mask" in facts.fields and mask is None:
         raise ServeError(f"--mask: the {task} model needs the mask (non-zero pixels = holes); give --mask")
     pairs = _pairs(source, mask, out, task)
+    restored = Restored("")
     with Progress(len(pairs), f"restore ({task})", unit="img") as progress:
         for image, hole, target in pairs:
             try:
-                png = restore_bytes(
+                png, warning = restore_upload(
                     session.run, session.info, limits, image.read_bytes(), hole.read_bytes() if hole else None
                 )
             except BadInput as err:
@@ -96,4 +114,9 @@ def restore_paths(
             with atomic_path(target) as tmp:
                 tmp.write_bytes(png)
             progress.update()
-    return str(pairs[0][2]) if source.is_file() else f"{len(pairs)} images to {pairs[0][2].parent}"
+            if warning:
+                restored.warned.setdefault(warning, []).append(str(image))
+    restored.written = (
+        str(pairs[0][2]) if source.is_file() else f"{len(pairs)} images to {pairs[0][2].parent}"
+    )
+    return restored

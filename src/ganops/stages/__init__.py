@@ -94,7 +94,7 @@ PIPELINE = (
     Stage(
         "export",
         "Export the generator to ONNX and check parity with ONNX Runtime.",
-        reads=("generator", "libraries"),
+        reads=("manifest", "generator", "libraries"),  # the manifest: what an image model was trained on
         writes=("onnx", "onnx_sidecar", "fp16", "triton"),
         params=("seed", "task", "export", "register.model_name"),  # the last two name the Triton model
         report="onnx_sidecar",

@@ -13,9 +13,9 @@ from ganops.config import ExportParams, Params
 from ganops.errors import ExportError
 from ganops.export.fp16 import GreyParity, convert_fp16, fp16_parity
 from ganops.export.onnx_export import export_onnx, parity, sidecar
-from ganops.export.signature import batch_label, is_restoration, parity_inputs
+from ganops.export.signature import batch_label, is_restoration, parity_inputs, trained_on
 from ganops.export.triton import write_repository
-from ganops.files import atomic_path, sha256_file, write_json
+from ganops.files import atomic_path, read_json, sha256_file, write_json
 from ganops.models import ArchSpec
 from ganops.models.io import load_generator
 from ganops.runtime import Stream, stream
@@ -75,11 +75,36 @@ def _worst(results) -> GreyParity:
     )
 
 
+def _trained_on(layout: Layout, spec: ArchSpec) -> dict | None:
+    """What an image-to-image model learned from (prepare's manifest), so the server can say it and warn
+    on uploads that do not fit. None for a sampler, whose export keeps the bytes dvc.lock pins."""
+    if not is_restoration(spec):
+        return None
+    if not layout.manifest.exists():  # a generator.pt made outside the pipeline (DVC always has it)
+        log.warning(
+            "%s: not found; the export records no training data (the server says unknown)", layout.manifest
+        )
+        return None
+    facts = trained_on(read_json(layout.manifest))
+    if (facts["channels"], facts["image_size"]) != (spec.channels, spec.image_size):
+        raise ExportError(
+            f"{layout.manifest}: describes {facts['channels']}-channel {facts['image_size']} px images, but "
+            f"{layout.generator} was trained on {spec.channels}-channel {spec.image_size} px ones: the data was "
+            "prepared again after training; rerun train (`dvc repro`) so model and data match"
+        )
+    return facts
+
+
 def _checked_export(
-    G: torch.nn.Module, spec: ArchSpec, p: ExportParams, tmp: Path, batches: list[torch.Tensor]
+    G: torch.nn.Module,
+    spec: ArchSpec,
+    p: ExportParams,
+    tmp: Path,
+    batches: list[torch.Tensor],
+    trained: dict | None,
 ) -> dict[str, float]:
     """Export to ``tmp`` and measure parity on each batch; ExportError if one is beyond the tolerance."""
-    export_onnx(G, spec, tmp, p.opset)
+    export_onnx(G, spec, tmp, p.opset, trained)
     diffs = {}
     for batch in batches:
         label = batch_label(batch)
@@ -96,14 +121,15 @@ def _checked_export(
 def run(params: Params, layout: Layout, **_) -> dict:
     p = params.export
     G, spec = load_generator(layout.generator, "cpu")
+    trained = _trained_on(layout, spec)
     # Latents, or random images at two sizes for a restoration generator (export.signature).
     batches = parity_inputs(spec, p.parity_samples, stream(params.seed, Stream.EXPORT_PARITY_Z))
     # Export and check in a temp file: a model that fails parity never replaces a good one.
     with atomic_path(layout.onnx) as tmp:
-        diffs = _checked_export(G, spec, p, tmp, batches)
+        diffs = _checked_export(G, spec, p, tmp, batches, trained)
         sha = sha256_file(tmp)
     max_abs_diff = max(diffs.values())
-    info = sidecar(spec, layout.onnx, sha, p.opset, p.parity_tolerance, p.parity_samples)
+    info = sidecar(spec, layout.onnx, sha, p.opset, p.parity_tolerance, p.parity_samples, trained)
     log.info("exported %s (opset %d); parity max abs diff %.3g", layout.onnx, p.opset, max_abs_diff)
     measured = {"parity_max_abs_diff": max_abs_diff}
     if is_restoration(spec):
