@@ -111,13 +111,18 @@ def test_caps_count_patches_and_the_manifest_counts_their_photos(photos, tmp_pat
     assert len(train.images) == 7 and manifest["source_images"]["train"] == 2
 
 
-def test_photos_above_the_cap_are_downscaled_first(tmp_path, monkeypatch):
-    monkeypatch.setattr(images_module, "NATIVE_MAX_SIDE", 20)
+def test_photos_above_the_cap_are_downscaled_first(tmp_path):
     root = tmp_path / "photos"
     for i in range(3):
         save_photo(root / f"{i}.png", number=i, width=60, height=40)  # shorter side 40 -> 20
-    manifest, train, _ = patches(root, tmp_path / "out", image_size=16, patches_per_image=2)
-    assert manifest["downscaled_images"] == 3 and train.images.shape[1:] == (3, 16, 16)
+    manifest, train, _ = patches(
+        root, tmp_path / "out", image_size=16, patches_per_image=2, native_max_side=20
+    )
+    assert (
+        manifest["downscaled_images"] == 3
+        and manifest["native_max_side"] == 20
+        and train.images.shape[1:] == (3, 16, 16)
+    )
     steps = np.diff(train.images[:, 0].astype(int), axis=2)  # R = original column: +2 per column now
     assert abs(steps[:, 1:-1, 1:-1].mean() - 2) < 0.1
 

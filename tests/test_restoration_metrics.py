@@ -77,6 +77,37 @@ def test_identical_images_have_ssim_one_and_capped_psnr():
     assert scores["psnr"].tolist() == [PSNR_CAP_DB] * 3
 
 
+def basicsr_ssim(img: np.ndarray, img2: np.ndarray) -> float:
+    """BasicSR's ``_ssim`` (basicsr/metrics/psnr_ssim.py), line for line: two HxW float64 images in 0..255."""
+    import cv2
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    kernel = cv2.getGaussianKernel(11, 1.5)
+    window = np.outer(kernel, kernel.transpose())
+    mu1 = cv2.filter2D(img, -1, window)[5:-5, 5:-5]  # valid mode for window size 11
+    mu2 = cv2.filter2D(img2, -1, window)[5:-5, 5:-5]
+    mu1_sq, mu2_sq, mu1_mu2 = mu1**2, mu2**2, mu1 * mu2
+    sigma1_sq = cv2.filter2D(img**2, -1, window)[5:-5, 5:-5] - mu1_sq
+    sigma2_sq = cv2.filter2D(img2**2, -1, window)[5:-5, 5:-5] - mu2_sq
+    sigma12 = cv2.filter2D(img * img2, -1, window)[5:-5, 5:-5] - mu1_mu2
+    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
+    return float(ssim_map.mean())
+
+
+def test_ssim_is_basicsrs_ssim_on_y_in_0_to_255():
+    target = smooth_colour_fields(3, 40, torch.Generator().manual_seed(2))
+    noisy = (target + 0.2 * torch.randn(target.shape, generator=torch.Generator().manual_seed(3))).clamp(
+        -1, 1
+    )
+    ours = psnr_ssim(noisy, target, border=2)["ssim"]
+    for i in range(3):
+        y = [to_luma(x[i : i + 1])[0, 0, 2:-2, 2:-2].double().numpy() * 255 for x in (noisy, target)]
+        assert ours[i].item() == pytest.approx(basicsr_ssim(*y), abs=1e-6)
+    assert 0.2 < ours.mean() < 0.95  # noise that SSIM sees, not a trivial 0 or 1
+
+
 def test_border_crop_ignores_errors_in_the_border_only():
     target = smooth_colour_fields(2, 20, torch.Generator().manual_seed(1))
     output = target.clone()

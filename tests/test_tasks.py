@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from ganops.cards import card
 from ganops.config import parse_params
+from ganops.data.prepared import load_image_list
 from ganops.errors import ConfigError, DataError
 from ganops.files import read_json
 from ganops.models import ArchSpec, build_discriminator, build_generator
@@ -136,15 +140,45 @@ def test_each_task_trains_in_the_one_loop_and_resumes_bit_identically(tiny_idx, 
     assert sorted(p.name for p in resumed.samples.iterdir())  # input | G | original grids
 
 
+def test_the_pixel_warmup_runs_before_d_and_resumes_inside_it_bit_identically(tiny_idx, projects, tmp_path):
+    # 192 images of 32 = 6 steps, the first 3 (a half) on L1 alone: D neither runs nor learns.
+    warm = {"train.epochs": None, "restore.images": 192, "restore.warmup": 0.5}
+    layout = projects["inpaint"]
+
+    def paths(name: str) -> TrainPaths:
+        run = Layout(tmp_path / name)
+        return TrainPaths(prepared=layout.prepared, generator=run.generator, checkpoints=run.checkpoints,
+                          samples=run.samples, history=run.train_history)  # fmt: skip
+
+    train(params_for(tiny_idx, "inpaint", **warm), paths("straight"))
+    train(params_for(tiny_idx, "inpaint", **warm, **{"train.max_steps": 2}), paths("resumed"))  # stops in it
+    assert train(params_for(tiny_idx, "inpaint", **warm), paths("resumed")).resumed_from == 2
+    train(params_for(tiny_idx, "inpaint", **{**warm, "restore.warmup": 0.0}), paths("cold"))
+
+    straight, resumed, cold = (torch.load(paths(n).generator, weights_only=True)["state_dict"]
+                               for n in ("straight", "resumed", "cold"))  # fmt: skip
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not all(torch.equal(straight[k], cold[k]) for k in straight)
+    with open(paths("straight").history) as f:
+        rows = list(csv.DictReader(f))
+    assert [math.isnan(float(row["loss_d"])) for row in rows] == [True] * 3 + [False] * 3
+    assert all(math.isfinite(float(row["loss_g"])) for row in rows)
+
+
 def test_the_evaluation_set_is_the_same_every_time_and_rebuilt_when_its_params_change(
     tiny_idx, projects, tmp_path
 ):
     layout = projects["inpaint"]
     params = params_for(tiny_idx, "inpaint")
     first = make_evalset(params, layout)
-    inputs = (layout.evalset / "inputs.npy").read_bytes()
-    assert make_evalset(params, layout) == first and (layout.evalset / "inputs.npy").read_bytes() == inputs
-    assert first["count"] == 64 and first["inputs"]["shape"] == [64, 2, 16, 16]
+    inputs = (layout.evalset / "inputs.npz").read_bytes()
+    assert make_evalset(params, layout) == first and (layout.evalset / "inputs.npz").read_bytes() == inputs
+    assert first["count"] == 64 and first["sizes"] == {
+        "smallest": [16, 16],
+        "largest": [16, 16],
+        "distinct": 1,
+    }
+    assert {x.shape for x in load_image_list(layout.evalset / "inputs.npz")} == {(2, 16, 16)}
     wider = make_evalset(params_for(tiny_idx, "inpaint", restore={"depth": 2, "patch_depth": 2,
                                                                   "eval_images": 64, "inpaint": {"coverage": [0.5, 0.6]}}),
                          layout)  # fmt: skip

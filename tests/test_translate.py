@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ganops.cli import app as cli
 from ganops.data.pairs import paired_files
-from ganops.data.prepared import load_split
+from ganops.data.prepared import load_image_list, load_split
 from ganops.errors import DataError
 from ganops.files import read_json
 from ganops.runtime import Stream, stream
@@ -138,7 +138,7 @@ def test_translate_trains_scores_exports_and_serves_beside_the_identity(paired, 
     metrics = read_json(layout.metrics)
     assert metrics["task"] == "translate" and metrics["baseline"]["method"] == "identity"
     assert {"fid_domain", "psnr_y", "ssim_y"} <= metrics.keys() & metrics["baseline"].keys()
-    evalset = np.load(layout.evalset / "inputs.npy")
+    evalset = np.stack(load_image_list(layout.evalset / "inputs.npz"))
     test = load_split(layout.prepared, "test")
     assert np.array_equal(evalset, test.inputs[: len(evalset)] / np.float32(127.5) - 1)  # the pairs' inputs
     # The identity scores what the inputs are against the pictures: the sketches' PSNR.

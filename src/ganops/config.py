@@ -69,6 +69,13 @@ class DataParams(Section):
     crop: Literal["resize", "random_patches"] = "resize"
     # Patches cut from each file with crop: random_patches (labels are repeated per patch).
     patches_per_image: int = Field(16, ge=1)
+    # With crop: random_patches, photos whose shorter side is longer are shrunk to it (Lanczos) before
+    # patches are cut: the scale training sees (match it to whole_test_side's to train as you score).
+    native_max_side: int = Field(1024, ge=8, le=8192)
+    # With crop: random_patches, the held-out files are also kept whole (data/prepared/test_whole.npz),
+    # the longer side shrunk to at most this many px: the restoration tasks are scored on them, as a
+    # user brings them, while training sees patches. null: score on the test patches instead.
+    whole_test_side: int | None = Field(512, ge=64, le=4096)
     # Paired images for task translate (imagefolder only). folders: data.root/A and data.root/B hold
     # files of the same names; side_by_side: each file is pix2pix's A and B halves side by side;
     # null: unpaired images (translate then pairs each image with its edges); auto: folders when
@@ -374,14 +381,31 @@ class RestoreParams(Section):
     # Feature matching: weight of |f(G(x)) - f(y)|_1, f the domain evaluator's features (models/evaluator.pt,
     # trained here on the same data: nothing downloaded); 0 = off.
     feature_weight: float = Field(0.0, ge=0)
+    # Share of the run's steps in which G learns from the pixel terms alone (L1, features) while D
+    # waits, before the adversarial term joins (ESRGAN's PSNR-oriented start): the GAN then sharpens
+    # a model that already beats the classical tool, instead of starting from noise. 0: from step 1;
+    # 1: no GAN at all (the L1-only U-Net, to set beside the GAN).
+    warmup: float = Field(0.0, ge=0, le=1)
     depth: int = Field(3, ge=2, le=6)  # U-Net levels: inputs are padded to a multiple of 2**depth
+    # Dilated residual blocks at the U-Net's bottleneck (dilations 1, 2, 4, ...): each widens what an
+    # output pixel sees, so holes wider than the plain U-Net's view get context (docs/restoration.md).
+    dilated: int = Field(0, ge=0, le=6)
     patch_depth: int = Field(
         3, ge=1, le=5
     )  # PatchGAN strided layers: receptive field 16, 34, 70 px for 2, 3, 4
-    eval_images: int = Field(500, ge=4)  # test images in the fixed evaluation set (data/evalset)
+    eval_images: int = Field(500, ge=4)  # test images (or whole held-out photos) in the evaluation set
     inpaint: InpaintParams = InpaintParams()
     superres: SuperresParams = SuperresParams()
     translate: TranslateParams = TranslateParams()
+
+    @model_validator(mode="after")
+    def _warmup_has_a_loss(self) -> RestoreParams:
+        if self.warmup > 0 and self.l1_weight == 0 and self.feature_weight == 0:
+            raise ValueError(
+                f"warmup {self.warmup} trains G on the pixel terms alone, and l1_weight and feature_weight "
+                "are both 0; set restore.l1_weight above 0, or restore.warmup to 0"
+            )
+        return self
 
 
 class CpuParams(Section):

@@ -28,7 +28,7 @@ class Stream(enum.IntEnum):
 
     A stream is ``stream(seed, Stream.X, *more)``: the same (seed, stream, more) always gives the same
     draws, which is what makes a resumed run bit-identical. The numbers are part of every trained
-    model's bits: never renumber one; a new stream takes a new number (7 and 16 up are free).
+    model's bits: never renumber one; a new stream takes a new number (7 and 17 up are free).
     """
 
     LATENT_NOISE = 1  # train: G's input noise; its state is checkpointed, so resume continues it
@@ -45,6 +45,7 @@ class Stream(enum.IntEnum):
     DEGRADE = 13  # train, per batch: a restoration task's masks, blur, noise and JPEG quality
     EVALSET = 14  # evalset, per chunk: the degradations of the fixed evaluation set
     LIVE_DEGRADE = 15  # train: the degradations of live quality's inputs
+    EVALSET_WHOLE = 16  # evalset, per photo: the degradation of each whole held-out photo
 
 
 def stream(seed: int, which: Stream, *more: int) -> torch.Generator:

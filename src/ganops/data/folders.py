@@ -36,16 +36,25 @@ def _to_dataset(
     patches = options.crop == "random_patches"
     if patches:
         per_image = options.patches_per_image
-        images, kept = decode_patches(
-            paths, test, options.image_size, per_image, options.on_corrupt, report, options.background
+        images, kept, whole_test = decode_patches(
+            paths,
+            test,
+            options.image_size,
+            per_image,
+            options.on_corrupt,
+            report,
+            options.background,
+            options.whole_test_side,
+            options.native_max_side,
         )
     else:
-        per_image = 1
+        per_image, whole_test = 1, []
         images, kept = decode_all(paths, options.image_size, options.on_corrupt, report, options.background)
     if len(kept) == 0:
         raise DataError(f"{name}: none of the {len(paths)} image files under {origin} could be read")
     if report.all_gray:  # every file was grayscale: keep one channel
         images = images[:, :1]
+        whole_test = [image[:1] for image in whole_test]
     # The file behind each row (a file's patches are consecutive rows): its split, label and index.
     row_file = np.repeat(np.asarray(kept, dtype=np.int64), per_image)
     sources = index_in_split(test)[row_file] if patches else None
@@ -66,6 +75,7 @@ def _to_dataset(
         class_names=class_names,
         skipped=tuple(report.skipped),
         downscaled=report.downscaled,
+        whole_test=tuple(whole_test),
     )
 
 

@@ -32,10 +32,10 @@ SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 # warns at 89 MP and fails at 179 MP, is replaced by this one below 179 MP.
 MAX_PIXELS = 128 * 2**20
 WHITE = (255, 255, 255)
-# random_patches keeps native resolution up to this shorter side (pixels); larger photos are first
-# downscaled to it (Lanczos), so a patch still shows a recognisable part of the scene rather than
-# a few blades of grass of a 48 MP photo, and a folder of phone photos fits in memory while it is
-# cut. The manifest records the cap and how many images it downscaled. data.image_size <= 1024.
+# random_patches keeps native resolution up to this shorter side (pixels; data.native_max_side's
+# default); larger photos are first downscaled to it (Lanczos), so a patch still shows a recognisable
+# part of the scene rather than a few blades of grass of a 48 MP photo, and a folder of phone photos
+# fits in memory while it is cut. The manifest records the cap and how many images it downscaled.
 NATIVE_MAX_SIDE = 1024
 
 
@@ -91,6 +91,19 @@ def cap_shorter_side(image, limit: int):
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
+def cap_longer_side(image: np.ndarray, limit: int) -> np.ndarray:
+    """A (C, H, W) uint8 image scaled down (Lanczos, antialiased) so its longer side is at most ``limit``."""
+    from PIL import Image
+
+    _, h, w = image.shape
+    if max(h, w) <= limit:
+        return image
+    scale = limit / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    channels = [Image.fromarray(plane).resize(size, Image.Resampling.LANCZOS) for plane in image]
+    return np.stack([np.asarray(plane, dtype=np.uint8) for plane in channels])
+
+
 def has_transparency(image) -> bool:
     return image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
 
@@ -143,10 +156,10 @@ def decode(
     on_corrupt: str,
     report: DecodeReport,
     background: tuple[int, int, int] = WHITE,
-    native: bool = False,
+    native: int | None = None,
 ) -> np.ndarray | None:
     """(3, size, size) uint8 RGB, or None for a skipped unreadable file. ``native``: (3, H, W) at the
-    file's own resolution instead, the shorter side capped at NATIVE_MAX_SIDE (random_patches)."""
+    file's own resolution instead, the shorter side capped at ``native`` px (random_patches)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -154,13 +167,13 @@ def decode(
             # JPEGs decode at 1/2, 1/4 or 1/8 scale when that still covers ``size`` (DCT scaling):
             # 0.80 -> 0.15 s per 12 MP phone photo at size 64. A no-op for other formats.
             stored = min(image.size)  # before draft() shrinks it
-            target = NATIVE_MAX_SIDE if native else size
+            target = native or size
             image.draft("RGB", (target, target))
             image.load()
             gray = image.mode in GRAY_MODES and not (has_transparency(image) and len(set(background)) > 1)
             rgb = to_rgb(image, background)
             if native:
-                rgb = cap_shorter_side(rgb, NATIVE_MAX_SIDE)
+                rgb = cap_shorter_side(rgb, native)
                 report.downscaled += min(rgb.size) < stored
             else:
                 rgb = resize_center_crop(rgb, size)

@@ -4,7 +4,7 @@ Restoration tasks (super-resolution, inpainting, colorization) learn from detail
 whole photo to ``image_size`` would destroy; a few dozen large photos give thousands of patches
 instead. The sources split the files into train and test first (by image, as in resize mode),
 then each file is decoded at native resolution (data/images.py: shorter side capped at
-NATIVE_MAX_SIDE) and ``data.patches_per_image`` squares of ``image_size`` are cut at random
+``data.native_max_side``) and ``data.patches_per_image`` squares of ``image_size`` are cut at random
 positions, so no test patch comes from a training photo.
 
 The positions come from a numpy Generator keyed by (PATCH_KEY, split, the file's index among its
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.images import DecodeReport, decode
+from ganops.data.images import NATIVE_MAX_SIDE, DecodeReport, cap_longer_side, decode
 from ganops.errors import DataError
 
 PATCH_KEY = 0x7A7C4E5  # a constant of this module, so these streams differ from any other seeded one
@@ -58,16 +58,20 @@ def decode_patches(
     on_corrupt: str,
     report: DecodeReport,
     background: tuple[int, int, int],
-) -> tuple[np.ndarray, list[int]]:
-    """(len(kept) * per_image, 3, size, size) uint8 patches, grouped by file, and the indices of the
-    files kept (readable ones). Files smaller than ``size`` stop the stage, all named at once."""
+    whole_side: int | None = None,
+    native_side: int = NATIVE_MAX_SIDE,
+) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
+    """(len(kept) * per_image, 3, size, size) uint8 patches, grouped by file, the indices of the
+    files kept (readable ones), and, given ``whole_side``, each kept test file whole, its longer side
+    shrunk to at most ``whole_side`` (what the restoration tasks are scored on). Files smaller than
+    ``size`` stop the stage, all named at once."""
     from ganops.progress import Progress
 
     positions = index_in_split(test)
-    patches, kept, too_small = [], [], []
+    patches, kept, too_small, wholes = [], [], [], []
     with Progress(len(paths), "decode", unit="img") as progress:
         for i, path in enumerate(paths):
-            image = decode(path, size, on_corrupt, report, background, native=True)
+            image = decode(path, size, on_corrupt, report, background, native=native_side)
             progress.update()
             if image is None:
                 continue
@@ -77,6 +81,8 @@ def decode_patches(
             rng = patch_rng("test" if test[i] else "train", int(positions[i]))
             patches.append(cut_patches(image, size, per_image, rng))
             kept.append(i)
+            if test[i] and whole_side is not None:
+                wholes.append(cap_longer_side(image, whole_side))
     if too_small:
         raise DataError(
             f"data.crop=random_patches: {len(too_small)} image(s) are smaller than data.image_size="
@@ -84,5 +90,5 @@ def decode_patches(
             "train on blur). Remove them, lower data.image_size, or use data.crop=resize"
         )
     if not patches:
-        return np.zeros((0, 3, size, size), dtype=np.uint8), kept
-    return np.concatenate(patches), kept
+        return np.zeros((0, 3, size, size), dtype=np.uint8), kept, wholes
+    return np.concatenate(patches), kept, wholes

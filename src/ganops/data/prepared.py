@@ -16,6 +16,8 @@ from ganops.errors import DataError
 from ganops.files import atomic_path, read_json, sha256_file, write_json
 
 SPLITS = ("train", "test")
+EVAL_INPUTS, EVAL_TARGETS = "inputs.npz", "targets.npz"  # data/evalset: one image per entry (save_image_list)
+WHOLE_TEST = "test_whole.npz"  # data.crop=random_patches: the held-out files, whole (data.whole_test_side)
 VALUE_MAPPING = {"stored": "uint8 [0, 255]", "model": "float32 x / 127.5 - 1", "range": [-1.0, 1.0]}
 
 
@@ -78,8 +80,31 @@ def _save_array(path: Path, array: np.ndarray) -> str:
     return sha256_file(path)
 
 
-def write_prepared(folder: Path, splits: dict[str, PreparedSplit], info: dict) -> dict:
-    """Write every split, then the manifest last: a manifest means the arrays are complete."""
+def save_image_list(path: Path, images: list[np.ndarray]) -> str:
+    """Images of different sizes in one file: an uncompressed .npz (``np.load`` reads it) whose entries
+    "0000", "0001", ... are the images in order. Written with fixed zip timestamps (np.savez stamps
+    the clock), so the same images give the same bytes and DVC's hash. Returns the file's sha256."""
+    import zipfile
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for i, image in enumerate(images):
+            entry = zipfile.ZipInfo(f"{i:04d}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(entry, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(image), allow_pickle=False)
+    return sha256_file(path)
+
+
+def load_image_list(path: Path) -> list[np.ndarray]:
+    """The images ``save_image_list`` wrote, in order."""
+    with np.load(path, allow_pickle=False) as archive:
+        return [archive[name] for name in sorted(archive.files)]
+
+
+def write_prepared(
+    folder: Path, splits: dict[str, PreparedSplit], info: dict, whole_test: list[np.ndarray] | None = None
+) -> dict:
+    """Write every split (and the held-out photos kept whole, if any), then the manifest last: a
+    manifest means the arrays are complete."""
     manifest = dict(info)
     manifest["value_mapping"] = VALUE_MAPPING
     manifest["splits"] = {}
@@ -100,8 +125,23 @@ def write_prepared(folder: Path, splits: dict[str, PreparedSplit], info: dict) -
             entry["labels_sha256"] = _save_array(labels_path, data.labels)
             entry["num_classes"] = int(data.labels.max()) + 1
         manifest["splits"][split] = entry
+    whole_path = folder / WHOLE_TEST
+    whole_path.unlink(missing_ok=True)  # a rerun without them must not leave an earlier run's behind
+    if whole_test:
+        manifest["whole_test"] = {
+            "file": whole_path.name,
+            "count": len(whole_test),
+            "shapes": [list(image.shape) for image in whole_test],
+            "sha256": save_image_list(whole_path, whole_test),
+        }
     write_json(folder / "manifest.json", manifest)
     return manifest
+
+
+def load_whole_test(folder: str | Path) -> list[np.ndarray] | None:
+    """The held-out photos kept whole (uint8 CHW, each at its own size), or None when prepare kept none."""
+    entry = read_manifest(folder).get("whole_test")
+    return None if entry is None else load_image_list(Path(folder) / entry["file"])
 
 
 def read_manifest(folder: str | Path) -> dict:

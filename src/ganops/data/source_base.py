@@ -37,7 +37,9 @@ class RawDataset:
     test: Split
     class_names: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # unreadable files left out (data.on_corrupt: skip)
-    downscaled: int = 0  # files shrunk to images.NATIVE_MAX_SIDE before patches were cut
+    downscaled: int = 0  # files shrunk to options.native_max_side before patches were cut
+    # random_patches with whole_test_side: each held-out file whole, uint8 (C, H, W) at its own size
+    whole_test: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class LoadOptions:
     background: tuple[int, int, int] = (255, 255, 255)  # RGB under transparent pixels
     crop: str = "resize"  # or random_patches: patches_per_image squares cut at native resolution
     patches_per_image: int = 16
+    whole_test_side: int | None = None  # random_patches: also keep the test files whole, longer side capped
+    native_max_side: int = 1024  # random_patches: photos' shorter side capped at this before patches are cut
     pairs: str | None = None  # folders | side_by_side: paired images (data/pairs.py); None: unpaired
     direction: str = "AtoB"  # which of a pair is the model's input
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from ganops.errors import DataError
 
@@ -25,6 +26,7 @@ _CHROMA_RANGE = (16 / 255, 240 / 255)
 _NEUTRAL = 128 / 255
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; a finite cap keeps means and JSON usable
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # BasicSR's (and Wang et al.'s) Gaussian window
 
 
 def _check_images(x: Tensor, name: str) -> None:
@@ -72,8 +74,8 @@ def psnr_ssim(
     """Per-image PSNR (dB) and SSIM on the Y channel (see ``to_luma``), data range 1.
 
     ``border`` pixels are cropped from every side first (superres convention: border = scale
-    factor, since no method can know what lies beyond the image edge). SSIM is torchmetrics'
-    Gaussian SSIM (11x11, sigma 1.5) with reflection padding, averaged over the whole cropped image.
+    factor, since no method can know what lies beyond the image edge). SSIM is computed as BasicSR
+    computes it (``ssim_basicsr``). A score needs at least 11x11 pixels left.
     PSNR is capped at 100 dB (``PSNR_CAP_DB``): identical images would otherwise score infinity.
     No quantization to 8 bits happens here: the output is scored as the float it is.
 
@@ -92,19 +94,38 @@ def psnr_ssim(
             "score each output against the target it restores, at the same size and channels"
         )
     height, width = output.shape[-2] - 2 * border, output.shape[-1] - 2 * border
-    if border < 0 or min(height, width) < 6:  # SSIM's reflection padding needs more than 5 pixels
+    if border < 0 or min(height, width) < SSIM_WINDOW:  # SSIM's valid region needs one whole window
         raise DataError(
             f"psnr_ssim: images of {output.shape[-2]}x{output.shape[-1]} with border {border} leave "
-            f"{height}x{width} pixels to score; SSIM needs at least 6x6: lower the border (superres: "
-            "the scale factor) or evaluate at a larger image size"
+            f"{height}x{width} pixels to score; SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW}: lower the "
+            "border (superres: the scale factor) or evaluate at a larger image size"
         )
     out_y, tgt_y = _crop(to_luma(output), border), _crop(to_luma(target), border)
     psnr = peak_signal_noise_ratio(out_y, tgt_y, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(out_y, tgt_y, data_range=1.0, reduction="none")
-    scores = {"psnr": psnr.clamp(max=PSNR_CAP_DB), "ssim": ssim}
+    scores = {"psnr": psnr.clamp(max=PSNR_CAP_DB), "ssim": ssim_basicsr(out_y, tgt_y)}
     if mask is not None:
         scores["psnr_hole"] = _psnr_hole(out_y, tgt_y, _crop(_hole(mask, output), border))
     return scores
+
+
+def ssim_basicsr(x: Tensor, y: Tensor) -> Tensor:
+    """Per-image SSIM of N1HW luma in [0, 1], as BasicSR's ``calculate_ssim`` computes it: Y in 0..255
+    (float64), an 11x11 Gaussian window of sigma 1.5, C1 = (0.01 x 255)^2 and C2 = (0.03 x 255)^2,
+    averaged over the valid region only (no padding: windows that lie wholly inside the image)."""
+    x, y = x.double() * 255, y.double() * 255
+    taps = torch.arange(SSIM_WINDOW, dtype=torch.float64, device=x.device) - SSIM_WINDOW // 2
+    gauss = torch.exp(-0.5 * (taps / SSIM_SIGMA) ** 2)
+    gauss = gauss / gauss.sum()
+    window = (gauss[:, None] * gauss[None, :]).view(1, 1, SSIM_WINDOW, SSIM_WINDOW)
+    mean_x, mean_y = F.conv2d(x, window), F.conv2d(y, window)
+    var_x = F.conv2d(x * x, window) - mean_x**2
+    var_y = F.conv2d(y * y, window) - mean_y**2
+    covariance = F.conv2d(x * y, window) - mean_x * mean_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim = ((2 * mean_x * mean_y + c1) * (2 * covariance + c2)) / (
+        (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return ssim.mean(dim=(1, 2, 3)).float()
 
 
 def _hole(mask: Tensor, images: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ class ArchSpec:
     scale: int = 1  # output size / input size (superres factor)
     depth: int = 0  # U-Net levels: the input's height and width times scale are a multiple of 2**depth
     patch_depth: int = 0  # PatchGAN's stride-2 levels
+    dilated: int = 0  # dilated residual blocks at the U-Net's bottleneck (dilations 1, 2, 4, ...)
 
     def to_dict(self) -> dict:
         """The fields that rebuild the network. A sampling generator's dict leaves out the restoration
@@ -55,7 +56,7 @@ class ArchSpec:
         return self.num_classes > 0
 
 
-RESTORATION_FIELDS = ("task", "scale", "depth", "patch_depth")
+RESTORATION_FIELDS = ("task", "scale", "depth", "patch_depth", "dilated")
 
 
 class Architecture(Protocol):

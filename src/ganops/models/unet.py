@@ -33,10 +33,30 @@ from ganops.models import ARCHITECTURES, ArchSpec
 from ganops.models.layers import d_activation, sn
 
 
-class UNet(nn.Module):
-    """Encoder of ``depth`` stride-2 convolutions, decoder of transposed convolutions, skips between."""
+class DilatedBlock(nn.Module):
+    """A residual 3x3 convolution of ``dilation``: context from further away at the cost of one layer."""
 
-    def __init__(self, cin: int, cout: int, width: int, depth: int) -> None:
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, 1, dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UNet(nn.Module):
+    """Encoder of ``depth`` stride-2 convolutions, ``dilated`` residual blocks of dilation 1, 2, 4, ...
+    at the bottleneck, decoder of transposed convolutions, skips between.
+
+    The dilated blocks widen what each output pixel sees where it is cheap, at 1/2**depth of the
+    input's size: a hole wider than the plain U-Net's view has no context to be filled from
+    (``receptive_field`` measures it; docs/restoration.md)."""
+
+    def __init__(self, cin: int, cout: int, width: int, depth: int, dilated: int = 0) -> None:
         super().__init__()
         widths = [width * 2 ** min(level, 3) for level in range(depth + 1)]  # capped at 8 x width
         self.stem = nn.Sequential(nn.Conv2d(cin, widths[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
@@ -59,13 +79,14 @@ class UNet(nn.Module):
             )
             for i in reversed(range(depth))
         )
+        self.bottleneck = nn.Sequential(*(DilatedBlock(widths[-1], 2**k) for k in range(dilated)))
         self.head = nn.Conv2d(2 * widths[0], cout, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for block in self.down:
             skips.append(block(skips[-1]))
-        h = skips.pop()
+        h = self.bottleneck(skips.pop())
         for block in self.up:
             h = torch.cat([block(h), skips.pop()], dim=1)
         return self.head(h)
@@ -90,7 +111,7 @@ def model_input_channels(spec: ArchSpec) -> int:
 class Inpainter(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        self.unet = UNet(model_input_channels(spec), spec.channels, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), spec.channels, spec.g_width, spec.depth, spec.dilated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         image, mask = x[:, :-1], x[:, -1:]
@@ -103,7 +124,9 @@ class Upscaler(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.scale = spec.scale
-        self.unet = UNet(model_input_channels(spec), spec.channels * spec.scale**2, spec.g_width, spec.depth)
+        self.unet = UNet(
+            model_input_channels(spec), spec.channels * spec.scale**2, spec.g_width, spec.depth, spec.dilated
+        )
         self.to_output_size = nn.PixelShuffle(spec.scale)  # (C x scale**2, H, W) -> (C, scale x H, scale x W)
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
@@ -115,7 +138,7 @@ class Upscaler(nn.Module):
 class Colorizer(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        self.unet = UNet(model_input_channels(spec), 2, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), 2, spec.g_width, spec.depth, spec.dilated)
 
     def forward(self, luma: torch.Tensor) -> torch.Tensor:
         return colour.to_rgb(luma, torch.tanh(self.unet(luma))).clamp(-1, 1)
@@ -127,10 +150,27 @@ class Translator(nn.Module):
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
-        self.unet = UNet(model_input_channels(spec), spec.channels, spec.g_width, spec.depth)
+        self.unet = UNet(model_input_channels(spec), spec.channels, spec.g_width, spec.depth, spec.dilated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.unet(x))
+
+
+def receptive_field(G: nn.Module, spec: ArchSpec, size: int = 256) -> int:
+    """How far (px, at G's input) the centre output pixel sees: the side of the square of input
+    pixels whose gradient reaches it, measured on a random ``size`` x ``size`` input (a mask of
+    values in (0, 1) lets an inpainter's fill through) in eval mode."""
+    channels = model_input_channels(spec)
+    x = torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    was_training = G.training
+    G.eval()
+    try:
+        G(x)[0, :, size * spec.scale // 2, size * spec.scale // 2].sum().backward()
+    finally:
+        G.train(was_training)
+    reached = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows, columns = reached.any(dim=1).nonzero(), reached.any(dim=0).nonzero()
+    return int(max(rows.max() - rows.min(), columns.max() - columns.min())) + 1
 
 
 class PatchGAN(nn.Module):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ganops.config import Params
-from ganops.data.images import NATIVE_MAX_SIDE, convert_channels
+from ganops.data.images import convert_channels
 from ganops.data.locations import resolve_pairs
 from ganops.data.prepared import PreparedSplit, fit_to_size, write_prepared
 from ganops.data.sources import SOURCES, LoadOptions
@@ -43,6 +43,8 @@ def run(params: Params, layout: Layout, **_) -> dict:
         background=p.background_rgb,
         crop=p.crop,
         patches_per_image=p.patches_per_image,
+        whole_test_side=p.whole_test_side,
+        native_max_side=p.native_max_side,
         pairs=resolve_pairs(p.pairs, params.task, p.source, p.root),
         direction=p.direction,
     )
@@ -88,9 +90,10 @@ def run(params: Params, layout: Layout, **_) -> dict:
         info["crop"] = p.crop
         info["patches_per_image"] = p.patches_per_image
         info["source_images"] = source_images  # files that patches were cut from, per split
-        info["native_max_side"] = NATIVE_MAX_SIDE  # shorter sides above it were downscaled first
+        info["native_max_side"] = p.native_max_side  # shorter sides above it were downscaled first
         info["downscaled_images"] = raw.downscaled
-    manifest = write_prepared(layout.prepared, splits, info)
+    whole_test = [convert_channels(image[None], p.channels)[0] for image in raw.whole_test]
+    manifest = write_prepared(layout.prepared, splits, info, whole_test)
     counts = {split: entry["count"] for split, entry in manifest["splits"].items()}
     log.info(
         "prepared %s from %s: %s images of %s",

@@ -76,6 +76,12 @@ class Task(Protocol):
         """G's loss terms besides the adversarial one, by name (none for generate)."""
         ...
 
+    def warmup_steps(self, train: TrainParams) -> int:
+        """The first steps in which G learns from ``g_terms`` alone, D waiting: a share of the image
+        budget (not of a run capped by train.max_steps or sized by epochs), so a resumed run warms up
+        exactly as an uninterrupted one."""
+        ...
+
     def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
         """A sample grid of G (images in [-1, 1]) and its images per row; ``images`` are uint8 examples."""
         ...
@@ -90,6 +96,7 @@ class ImageTask(Task, Protocol):
 
     facts: ImageToImage  # card.image_to_image
     scale: int  # output size / input size
+    size_multiple: int  # a target's height and width are a multiple of it
 
     def check(self, images: np.ndarray) -> None:
         """Refuse prepared images the task cannot learn from (DataError naming the fix)."""
@@ -97,6 +104,10 @@ class ImageTask(Task, Protocol):
 
     def inputs_for(self, images: np.ndarray, which: Stream) -> list[torch.Tensor]:
         """G's inputs for uint8 ``images``, degraded from (seed, which, chunk)."""
+        ...
+
+    def whole_inputs(self, photos: list[np.ndarray], which: Stream) -> list[np.ndarray]:
+        """G's input for each uint8 photo at its own size, degraded from (seed, which, its index)."""
         ...
 
     def baseline(self, inputs: torch.Tensor, channels: int) -> torch.Tensor:
@@ -110,7 +121,7 @@ class ImageTask(Task, Protocol):
     def own_scores(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarray]: ...
     def own_report(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, float]: ...
     def own_references(
-        self, targets: torch.Tensor, test_images: np.ndarray
+        self, targets: list[torch.Tensor], tiles: torch.Tensor
     ) -> tuple[dict, dict[str, str]]: ...
 
 

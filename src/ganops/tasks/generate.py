@@ -62,6 +62,9 @@ class Generate:
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
 
+    def warmup_steps(self, train: TrainParams) -> int:
+        return 0  # nothing but the adversarial term to learn from
+
     def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
         return G(self.grid_z).float(), int(math.sqrt(len(self.grid_z)))
 

@@ -95,8 +95,10 @@ class Restoration:
         """Scores of this task over the whole set of ``restored`` images, by name."""
         return {}
 
-    def own_references(self, targets: torch.Tensor, test_images: np.ndarray) -> tuple[dict, dict[str, str]]:
-        """What real images score on this task's own measures, and how the report explains them."""
+    def own_references(self, targets: list[torch.Tensor], tiles: torch.Tensor) -> tuple[dict, dict[str, str]]:
+        """What real images score on this task's own measures (``targets``: the evaluation set's
+        originals, one batch per size; ``tiles``: theirs at the training size), and how the report
+        explains them."""
         return {}, {}
 
     # The same for every task, from the card.
@@ -109,6 +111,11 @@ class Restoration:
         """The mask (1 = hole) of inputs, for tasks scored inside holes too."""
         return inputs[:, -1:] if self.facts.mask is not None else None
 
+    @property
+    def size_multiple(self) -> int:
+        """What a target's height and width must be a multiple of: the U-Net's 2**depth at G's input."""
+        return 2**self.params.restore.depth * self.scale
+
     def check(self, images: np.ndarray) -> None:
         """Refuse prepared data the task cannot learn from."""
         if self.facts.learns_colour and images.shape[1] != 3:
@@ -117,7 +124,7 @@ class Restoration:
                 "Use an RGB source (data.source=imagefolder with data.root=DIR of colour photos, or cifar10) "
                 "with data.channels 3 or null"
             )
-        multiple = 2**self.params.restore.depth * self.scale
+        multiple = self.size_multiple
         if images.shape[-1] % multiple or images.shape[-2] % multiple:
             raise DataError(
                 f"task {self.name}: the prepared images are {images.shape[-2]}x{images.shape[-1]}, not a multiple of "
@@ -150,6 +157,7 @@ class Restoration:
             scale=self.scale,
             depth=r.depth,
             patch_depth=r.patch_depth,
+            dilated=r.dilated,
         )
 
     def pair(self, real: torch.Tensor, y_real: torch.Tensor | None, batch: int, G: torch.nn.Module) -> Pair:
@@ -160,6 +168,15 @@ class Restoration:
         if self.params.restore.images is None:
             return train.images, "train.images"
         return self.params.restore.images, "restore.images"
+
+    def warmup_steps(self, train: TrainParams) -> int:
+        warmup = self.params.restore.warmup
+        images, named = self.image_budget(train)
+        if warmup and images is None:
+            raise ConfigError(
+                f"restore.warmup {warmup} is a share of the image budget, and {named} is null; set {named}"
+            )
+        return round(warmup * (images or 0) / train.batch_size)
 
     def g_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         fake, real = fake.float(), real.detach().float()
@@ -178,6 +195,16 @@ class Restoration:
             real = to_unit_range(torch.from_numpy(images[start : start + 500])).to(self.device)
             batches.append(self.degrade(real, stream(self.params.seed, which, chunk))[0])
         return batches
+
+    def whole_inputs(self, photos: list[np.ndarray], which: Stream) -> list[np.ndarray]:
+        """G's input for each uint8 photo (CHW, any size), degraded alone from (seed, which, its index):
+        masks sized to the photo, superres by the task's factor."""
+        inputs = []
+        for index, photo in enumerate(photos):
+            real = to_unit_range(torch.from_numpy(photo[None])).to(self.device)
+            degraded = self.degrade(real, stream(self.params.seed, which, index))[0]
+            inputs.append(degraded[0].cpu().numpy())
+        return inputs
 
     def grid(self, G: torch.nn.Module, images: np.ndarray) -> tuple[torch.Tensor, int]:
         given = to_unit_range(torch.from_numpy(images[:GRID_ROWS])).to(self.device)
@@ -239,27 +266,18 @@ class Colorize(Restoration, task="colorize"):
     def own_report(self, restored: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         return {"colour_js": rm.colour_histogram_distance(restored, targets)}
 
-    def own_references(self, targets: torch.Tensor, test_images: np.ndarray) -> tuple[dict, dict[str, str]]:
+    def own_references(self, targets: list[torch.Tensor], tiles: torch.Tensor) -> tuple[dict, dict[str, str]]:
+        half = len(tiles) // 2
         references = {
-            "colourfulness_real": rm.summarize({"c": rm.colourfulness(targets)})["c"],
-            "colour_js_real": _real_colour_floor(test_images, len(targets)),
+            "colourfulness_real": rm.summarize({"c": torch.cat([rm.colourfulness(t) for t in targets])})["c"],
+            "colour_js_real": rm.colour_histogram_distance(tiles[half:], tiles[:half]),
         }
         conventions = {
             "colourfulness": "Hasler-Suesstrunk colourfulness of each output, 0..255 units (grey 0); "
             "colourfulness_real: of the real images (what a perfect colorizer gets)",
             "chroma_error": "mean |(Cb, Cr) - the real image's| per output, 0..255 units (a perfect colorizer: 0)",
-            "colour_js": "Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the real "
-            "images; colour_js_real: other real test images against the same ones (depends on how alike "
-            "the scenes are: few photos make it large)",
+            "colour_js": "Jensen-Shannon distance (bits) of the (Cb, Cr) histograms of the outputs and the "
+            "originals (their tiles); colour_js_real: the first half of the originals' tiles against the "
+            "second half (depends on how alike the scenes are: few photos make it large)",
         }
         return references, conventions
-
-
-def _real_colour_floor(images: np.ndarray, count: int) -> float:
-    """colour_js of other real test images against the evaluation set's targets: the next ``count``
-    test images, or with too few, one half of the targets against the other."""
-    if len(images) >= 2 * count:
-        ours, others = images[:count], images[count : 2 * count]
-    else:
-        ours, others = images[: count // 2], images[count // 2 : count]
-    return rm.colour_histogram_distance(*(to_unit_range(torch.from_numpy(x)) for x in (others, ours)))

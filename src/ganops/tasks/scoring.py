@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ganops.config import Params
-from ganops.data.prepared import load_split, to_unit_range
+from ganops.data.prepared import EVAL_INPUTS, EVAL_TARGETS, load_image_list, load_split, to_unit_range
 from ganops.files import sha256_file
 from ganops.metrics import MetricContext, compute
 from ganops.metrics import restoration as rm
@@ -53,6 +53,52 @@ class ScoringPaths:
     cache: Path
 
 
+@dataclass(frozen=True)
+class SizeGroup:
+    """Consecutive images of the evaluation set that share one size: G runs on them as a batch."""
+
+    inputs: torch.Tensor  # G's inputs, float32
+    targets: torch.Tensor  # the originals, in [-1, 1]
+
+
+def load_groups(evalset: Path) -> list[SizeGroup]:
+    """The evaluation set (data/evalset) as runs of same-size images, in order."""
+    inputs, targets = (load_image_list(evalset / name) for name in (EVAL_INPUTS, EVAL_TARGETS))
+    groups, start = [], 0
+    for end in range(1, len(targets) + 1):
+        if end == len(targets) or targets[end].shape != targets[start].shape:
+            stacked = (
+                torch.from_numpy(np.stack(inputs[start:end])),
+                torch.from_numpy(np.stack(targets[start:end])),
+            )
+            groups.append(SizeGroup(stacked[0], to_unit_range(stacked[1])))
+            start = end
+    return groups
+
+
+def tiles(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The non-overlapping ``size`` x ``size`` tiles of each image (rows, then columns; the remainder
+    at the bottom and right left out): what the domain evaluator, trained on patches, can see."""
+    n, c, height, width = images.shape
+    rows, columns = height // size, width // size
+    cut = images[:, :, : rows * size, : columns * size].reshape(n, c, rows, size, columns, size)
+    return cut.permute(0, 2, 4, 1, 3, 5).reshape(n * rows * columns, c, size, size)
+
+
+def _per_image(
+    task, outputs: list[torch.Tensor], groups: list[SizeGroup], border: int
+) -> dict[str, torch.Tensor]:
+    """Every per-image score of one method's ``outputs`` (one tensor per group), by name, in set order."""
+    values = [
+        {
+            **rm.psnr_ssim(restored, group.targets, border=border, mask=task.hole(group.inputs)),
+            **task.own_scores(restored, group.targets),
+        }
+        for restored, group in zip(outputs, groups, strict=True)
+    ]
+    return {name: torch.cat([v[name] for v in values]) for name in values[0]}
+
+
 def score(
     params: Params,
     paths: ScoringPaths,
@@ -65,55 +111,67 @@ def score(
     p = params.evaluate
     task = build_task(params, device, stream(params.seed, Stream.LATENT_NOISE))
     baseline = task.facts.baseline.name
-    inputs = torch.from_numpy(np.load(paths.evalset / "inputs.npy"))
-    targets = to_unit_range(torch.from_numpy(np.load(paths.evalset / "targets.npy")))
+    groups = load_groups(paths.evalset)
+    channels = groups[0].targets.shape[1]
+    methods = {"gan": (G, device), baseline: (lambda x: task.baseline(x, channels), "cpu")}
     outputs = {
-        "gan": _run(G, inputs, p.batch_size, device),
-        baseline: _run(lambda x: task.baseline(x, targets.shape[1]), inputs, p.batch_size, "cpu"),
+        method: [_run(fn, group.inputs, p.batch_size, where) for group in groups]
+        for method, (fn, where) in methods.items()
     }
     test = load_split(paths.prepared, "test")
-    key = cache_key(paths.prepared, "test", len(test.images), evaluator_sha)
-    reference = cached_features(
-        cache_folder(paths.cache),
-        key,
-        lambda: extract(
-            net, (to_unit_range(torch.from_numpy(b)) for b in _batches(test.images, p.batch_size)), device
-        ),
-    )
-    mask = task.hole(inputs)
+    tile = test.images.shape[-1]  # the training size, the only one the evaluator has seen
+    target_tiles = torch.cat([tiles(group.targets, tile) for group in groups])
+    whole = any(group.targets.shape[-2:] != (tile, tile) for group in groups)
+    if whole:  # photos at their own size: their tiles beside the originals' tiles at the same places
+        reference, labels = extract(net, _batches(target_tiles, p.batch_size), device), None
+    else:  # images at the training size: beside every real test image, as the sampling task is
+        key = cache_key(paths.prepared, "test", len(test.images), evaluator_sha)
+        reference = cached_features(
+            cache_folder(paths.cache),
+            key,
+            lambda: extract(
+                net, (to_unit_range(torch.from_numpy(b)) for b in _batches(test.images, p.batch_size)), device
+            ),
+        )
+        labels = test.labels
     border = task.scale if task.scale > 1 else 0
-    per_image = {
-        method: {
-            **rm.psnr_ssim(restored, targets, border=border, mask=mask),
-            **task.own_scores(restored, targets),
-        }
-        for method, restored in outputs.items()
-    }
+    per_image = {method: _per_image(task, restored, groups, border) for method, restored in outputs.items()}
     scores = {}
     for method, restored in outputs.items():
-        features = extract(net, _batches(restored, p.batch_size), device)
+        restored_tiles = torch.cat([tiles(images, tile) for images in restored])
+        features = extract(net, _batches(restored_tiles, p.batch_size), device)
         ctx = MetricContext.of(
-            params, reference, features, test.labels, net.classifier.num_classes,
-            kid_subset_size=min(p.kid_subset_size, len(targets), len(test.images)),
+            params, reference, features, labels, net.classifier.num_classes,
+            kid_subset_size=min(p.kid_subset_size, len(restored_tiles), len(reference.features)),
         )  # fmt: skip
         named = {f"{k}_y" if k in ("psnr", "ssim") else k: v for k, v in per_image[method].items()}
         scores[method] = {
             **rm.summarize(named),
             **compute([m for m in p.metrics if m in FEATURE_METRICS], ctx),
-            **task.own_report(restored, targets),
+            **task.own_report(restored_tiles, target_tiles),
         }
-    report = _report(task, scores, border, len(targets), len(test.images), paths.evalset)
-    if mask is not None:
-        report["by_coverage"] = _by_coverage(per_image, mask)
+    counts = {
+        "evaluation_set": sum(len(group.targets) for group in groups),
+        "whole_photos": whole,
+        "pixels": sum(group.targets[:, 0].numel() for group in groups),
+        "tiles": len(target_tiles),
+        "reference": len(reference.features),
+    }
+    report = _report(task, scores, border, counts, paths.evalset, tile, whole)
+    masks = [task.hole(group.inputs) for group in groups]
+    if masks[0] is not None:
+        report["by_coverage"] = _by_coverage(per_image, torch.cat([rm.hole_coverage(m) for m in masks]))
         report["conventions"]["psnr_hole"] = "PSNR over the hole's pixels only (mask 1 = hole)"
-    references, conventions = task.own_references(targets, test.images)
+    references, conventions = task.own_references([group.targets for group in groups], target_tiles)
     report.update(references)
     report["conventions"].update(conventions)
     _log_side_by_side(report, task.name, baseline)
     return report
 
 
-def _report(task, scores: dict[str, dict], border: int, count: int, reference: int, evalset: Path) -> dict:
+def _report(
+    task, scores: dict[str, dict], border: int, counts: dict, evalset: Path, tile: int, whole: bool
+) -> dict:
     """The GAN's scores, its primary metric's interval, and the baseline's scores beside them."""
     primary = task.card.primary
     metric, baseline = primary.metric, task.facts.baseline.name
@@ -131,10 +189,16 @@ def _report(task, scores: dict[str, dict], border: int, count: int, reference: i
         "conventions": {
             "psnr_y, ssim_y": "Y of BT.601 (studio range) for RGB, the grey value for one channel; data range 1; "
             f"border crop {border} px; PSNR capped at {rm.PSNR_CAP_DB:g} dB; *_ci95: 95% half-width over images",
-            "fid_domain, kid_domain": "outputs against every real test image, domain evaluator features",
+            "fid_domain, kid_domain": (
+                f"the outputs' {tile} px tiles against the originals' tiles, domain evaluator features"
+                if whole
+                else "outputs against every real test image, domain evaluator features"
+            ),
+            "counts": "evaluation_set: images (whole_photos: held-out photos at their own size); pixels: "
+            "scored per channel; tiles: of the training size, for the feature metrics",
         },
-        "counts": {"evaluation_set": count, "reference": reference},
-        "evaluation": f"{task.name}:{sha256_file(evalset / 'inputs.npy')[:16]}",
+        "counts": counts,
+        "evaluation": f"{task.name}:{sha256_file(evalset / EVAL_INPUTS)[:16]}",
         "notes": [
             "lpips omitted: it needs pretrained network weights, and nothing is downloaded here "
             "(torchmetrics' LPIPS fetches them)"
@@ -155,9 +219,9 @@ def _log_side_by_side(report: dict, task: str, baseline: str) -> None:
     )
 
 
-def _by_coverage(per_image: dict[str, dict], mask: torch.Tensor) -> dict:
+def _by_coverage(per_image: dict[str, dict], coverage: torch.Tensor) -> dict:
     bins = {}
-    for label, index in rm.coverage_bins(rm.hole_coverage(mask)):
+    for label, index in rm.coverage_bins(coverage):
         bins[label] = {"count": len(index)}
         for method, values in per_image.items():
             bins[label][method] = rm.summarize({k: v[index] for k, v in values.items()})

@@ -165,9 +165,9 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
     # Size the run and name it: the fingerprint names the folder of its checkpoints and grids.
     total = _total_steps(tp, batches.per_epoch, n_images, task.image_budget(tp))
     grid_every = _grid_every(total * tp.n_critic, batches.per_epoch)
-    run_id, material = fingerprint(
-        params, dataset_fingerprint(paths.prepared), total, task.shaping, world.size
-    )
+    warmup = task.warmup_steps(tp)  # in the fingerprint: train.images, which may size it, is not
+    shaping = {**task.shaping, **({"warmup_steps": str(warmup)} if warmup else {})}
+    run_id, material = fingerprint(params, dataset_fingerprint(paths.prepared), total, shaping, world.size)
     run_dir = checkpoint.run_folder(paths.checkpoints, run_id)
     grids = run_dir / "samples"
 
@@ -221,14 +221,18 @@ def train(params: Params, paths: TrainPaths) -> TrainResult:
         grids=grids,
     )
 
-    # Train: each step updates D (n_critic times), then G, then keeps the books.
+    # Train: each step updates D (n_critic times), then G, then keeps the books; during the task's
+    # warm-up G learns from its pixel terms alone and D waits.
     began = time.perf_counter()
     with Progress(total, "train", initial=start) as progress:
         for step in range(start, total):
             rng, draws = run.begin_step(step)
-            for k in range(tp.n_critic):
-                critic = run.d_step(step * tp.n_critic + k, rng, draws)
-            loss_g = run.g_step(critic, draws)
+            if step < warmup:
+                critic, loss_g = None, run.pixel_step(step * tp.n_critic, rng)
+            else:
+                for k in range(tp.n_critic):
+                    critic = run.d_step(step * tp.n_critic + k, rng, draws)
+                loss_g = run.g_step(critic, draws)
             run.average_weights(step)
             run.log_losses(step, critic, loss_g, progress)
             run.now_and_then(step)
@@ -354,17 +358,30 @@ class _Run:
         opt_g.step()
         return loss_g
 
+    def pixel_step(self, batch: int, rng: torch.Generator) -> torch.Tensor:
+        """Warm-up (ESRGAN's PSNR-oriented start): G learns from the task's pixel terms alone on batch
+        number ``batch`` (the one the step's first D update would see); D is neither run nor updated."""
+        real, y_real = self.batches.get(batch, rng)
+        pair = self.task.pair(real, y_real, batch, self.G).share(self.world.share)
+        with _autocast(self.world.device, self.tp.mixed_precision):
+            fake = self.G_step(*pair.inputs)
+            loss_g = sum(self.task.g_terms(fake, pair.real).values())
+        opt_g = self.state.opt_g
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return loss_g
+
     def average_weights(self, step: int) -> None:
         """G's moving average follows the update; then the step counts as done."""
         self.state.ema.update(self.G, step)
         self.state.step = step + 1
 
-    def log_losses(self, step: int, critic: _Critic, loss_g: torch.Tensor, progress: Progress) -> None:
-        """Log the step's losses (the history, the progress line); stop on NaN."""
+    def log_losses(self, step: int, critic: _Critic | None, loss_g: torch.Tensor, progress: Progress) -> None:
+        """Log the step's losses (the history, the progress line); stop on NaN. A warm-up step has no
+        ``critic``: its D columns are empty."""
         epoch = self.batches.epoch_of(step * self.tp.n_critic)
-        row = _history_row(
-            self.world, step + 1, epoch, critic.loss_d, loss_g, critic.logits_real, critic.logits_fake
-        )
+        row = _history_row(self.world, step + 1, epoch, critic, loss_g)
         _stop_if_diverged(row, self.run_dir)
         self.state.history.append(row)
         progress.update(loss_d=row.loss_d, loss_g=row.loss_g)
@@ -526,19 +543,17 @@ def _paired_real_logits(
 
 
 def _history_row(
-    world: distributed.World,
-    step: int,
-    epoch: int,
-    loss_d: torch.Tensor,
-    loss_g: torch.Tensor,
-    logits_real: torch.Tensor,
-    logits_fake: torch.Tensor,
+    world: distributed.World, step: int, epoch: int, critic: _Critic | None, loss_g: torch.Tensor
 ) -> HistoryRow:
-    """The step's losses and D's mean outputs over the global batch: the same row on every rank."""
-    d_real = torch.sigmoid(logits_real).mean().item()
-    d_fake = torch.sigmoid(logits_fake).mean().item()
+    """The step's losses and D's mean outputs over the global batch: the same row on every rank
+    (D's columns NaN in a warm-up step, where D does not run)."""
+    if critic is None:
+        (mean_loss_g,) = world.mean([loss_g.item()])
+        return HistoryRow(step, epoch, math.nan, mean_loss_g, math.nan, math.nan)
+    d_real = torch.sigmoid(critic.logits_real).mean().item()
+    d_fake = torch.sigmoid(critic.logits_fake).mean().item()
     mean_loss_d, mean_loss_g, mean_d_real, mean_d_fake = world.mean(
-        [loss_d.item(), loss_g.item(), d_real, d_fake]
+        [critic.loss_d.item(), loss_g.item(), d_real, d_fake]
     )
     return HistoryRow(
         step=step,
@@ -551,7 +566,8 @@ def _history_row(
 
 
 def _stop_if_diverged(row: HistoryRow, run_dir: Path) -> None:
-    if not (math.isfinite(row.loss_d) and math.isfinite(row.loss_g)):
+    d_ran = not math.isnan(row.d_real)  # a warm-up step leaves D's columns NaN
+    if not math.isfinite(row.loss_g) or (d_ran and not math.isfinite(row.loss_d)):
         raise TrainingError(
             f"loss became {row.loss_d} (D) / {row.loss_g} (G) at step {row.step}; the last good checkpoint "
             f"is kept in {run_dir}. Lower train.lr (or train.lr_d), or stabilize D with a penalty "
