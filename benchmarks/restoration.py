@@ -4,7 +4,8 @@
 
 Runs in a workspace where `make run` (or `dvc repro`) has already run, so each experiment reuses
 prepare and the evaluator as a user's would, and registers a version. An experiment is a task plus
-optional `-S` overrides, written `superres` or `colorize:data.source=imagefolder,data.root=DIR`.
+optional `-S` overrides, written `superres` or `colorize:data.source=imagefolder,data.root=DIR`, or a
+preset (ganops.presets) with optional overrides on top: `photos-superres` or `photos-superres:restore.warmup=1`.
 Prints one table: per experiment the wall time of its `dvc exp run` (evalset, train, evaluate,
 export, register), the primary metric, and PSNR-Y, SSIM-Y, fid_domain with its 95% interval (inpaint:
 PSNR in the hole; colorize: colourfulness, chroma error) of the GAN beside the baseline's
@@ -23,15 +24,26 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ganops.presets import PRESETS  # noqa: E402
+
 from conftest import stages_dvc_ran  # noqa: E402
 
 ROWS = ("psnr_y", "ssim_y", "psnr_hole", "fid_domain", "colourfulness", "chroma_error", "colour_js")
 
 
+def overrides_of(spec: str) -> list[str]:
+    """``task`` or ``preset`` (ganops.presets), then ``:key=value,...`` overrides on top."""
+    head, _, extra = spec.partition(":")
+    base = (
+        PRESETS[head].arguments()[1::2] if head in PRESETS else [f"task={head}"]
+    )  # the key=value of each -S
+    return [*base, *(o for o in extra.split(",") if o)]
+
+
 def run_experiment(workspace: Path, spec: str, temp: bool) -> dict:
-    task, _, extra = spec.partition(":")
-    overrides = [f"task={task}", *(o for o in extra.split(",") if o)]
-    name = f"bench-{task}-{int(time.time() * 1000) % 10**8}"
+    overrides = overrides_of(spec)
+    task = next(o.partition("=")[2] for o in reversed(overrides) if o.startswith("task="))
+    name = f"bench-{spec.partition(':')[0]}-{int(time.time() * 1000) % 10**8}"
     cmd = [
         "dvc",
         "exp",

@@ -57,3 +57,38 @@ def test_help_does_not_import_heavy_libraries(tmp_path):
     probe = "import sys; from ganops.cli import app; print(sorted({'torch', 'mlflow', 'prefect', 'onnxruntime'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_each_preset_prints_a_dvc_exp_run_whose_params_validate(tmp_path):
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from ganops.presets import PRESETS
+
+    listed = ganops("preset", cwd=tmp_path)
+    assert listed.returncode == 0 and [line.split(":")[0] for line in listed.stdout.splitlines()] == list(
+        PRESETS
+    )
+    repository_params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    for name in PRESETS:
+        printed = ganops("preset", name, "--root", "/my photos", cwd=tmp_path)
+        assert printed.returncode == 0, printed.stderr
+        command = shlex.split(printed.stdout)
+        assert command[:5] == ["dvc", "exp", "run", "-n", name] and command[5::2] == ["-S"] * len(
+            command[5::2]
+        )
+        raw = yaml.safe_load(yaml.safe_dump(repository_params))  # a copy, as `dvc exp run -S` edits the file
+        for assignment in command[6::2]:
+            dotted, _, value = assignment.partition("=")
+            *sections, key = dotted.split(".")
+            place = raw
+            for section in sections:
+                place = place[section]
+            assert key in place, f"{name}: {dotted} is not a key of params.yaml"
+            place[key] = yaml.safe_load(value)
+        params = parse_params(raw)
+        assert params.data.root == "/my photos" and params.task in name
+    unknown = ganops("preset", "photos-nothing", cwd=tmp_path)
+    assert unknown.returncode != 0 and "the presets are: photos-" in unknown.stderr

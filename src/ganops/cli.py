@@ -51,6 +51,28 @@ def summary(
     typer.echo(summary_line(Layout(Path(".")), since))
 
 
+@app.command("preset")
+def run_preset(
+    name: str = typer.Argument(None, help="a preset's name; none: list them"),
+    root: str = typer.Option(None, help="train on this folder instead of the preset's data.root"),
+    run: bool = typer.Option(False, "--run", help="run the experiment instead of printing its command"),
+) -> None:
+    """Print (or --run) the `dvc exp run` that trains a task with a documented preset (docs/restoration.md)."""
+    import subprocess
+
+    from ganops.presets import PRESETS, preset, shell_command
+
+    if name is None:
+        for known, found in PRESETS.items():
+            typer.echo(f"{known}: {found.summary}")
+        return
+    with user_errors():
+        command = preset(name).command(name, root)
+        typer.echo(shell_command(name, root))
+    if run:
+        raise typer.Exit(subprocess.run(command).returncode)
+
+
 def _add_subcommands() -> None:
     # Light modules: their heavy imports happen inside the commands.
     from ganops.registry.cli import app as registry_app
