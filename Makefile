@@ -101,7 +101,8 @@ test: setup browser postgres qemu
 	ruff format --check .
 	# Two workers, a test file each: half of the suite waits on process start-up, servers and DVC,
 	# so 2 cores run it in 1,014 s instead of 1,368 s (measured 2026-12-06).
-	pytest -n 2 --dist loadfile
+	# --durations: the slowest tests in every CI log, to trim against the 20-minute budget.
+	pytest -n 2 --dist loadfile --durations=25
 
 format: setup
 	ruff check --fix .
