@@ -59,7 +59,10 @@ def run_experiment(workspace: Path, spec: str, temp: bool) -> dict:
         sys.exit(f"error: `{' '.join(cmd)}` failed:\n{(done.stdout + done.stderr)[-3000:]}")
     wall = time.perf_counter() - began
     show = json.loads(
-        subprocess.run(["dvc", "exp", "show", "--json"], cwd=workspace, capture_output=True, text=True).stdout
+        # -A: the experiment is found even when a commit was made while it ran
+        subprocess.run(
+            ["dvc", "exp", "show", "--json", "-A"], cwd=workspace, capture_output=True, text=True
+        ).stdout
     )
     row = next(
         e for c in show for x in (c.get("experiments") or []) for e in x["revs"] if e.get("name") == name
