@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.images import DecodeReport, decode, image_files, resize_center_crop
+from ganops.data.images import NATIVE_MAX_SIDE, DecodeReport, decode, image_files, resize_center_crop
 from ganops.data.source_base import LoadOptions, RawDataset, Split, held_out
 from ganops.errors import DataError
 
@@ -79,7 +79,9 @@ def _halves(path: Path, options: LoadOptions, report: DecodeReport) -> tuple[np.
     """An AB file's left and right halves, each resized and centre-cropped to image_size."""
     from PIL import Image
 
-    whole = decode(path, options.image_size, options.on_corrupt, report, options.background, native=True)
+    whole = decode(
+        path, options.image_size, options.on_corrupt, report, options.background, native=NATIVE_MAX_SIDE
+    )
     if whole is None:
         return None
     half = whole.shape[2] // 2
