@@ -58,9 +58,10 @@ def run_preset(
     run: bool = typer.Option(False, "--run", help="run the experiment instead of printing its command"),
 ) -> None:
     """Print (or --run) the `dvc exp run` that trains a task with a documented preset (docs/restoration.md)."""
+    import shlex
     import subprocess
 
-    from ganops.presets import PRESETS, preset, shell_command
+    from ganops.presets import PRESETS, preset
 
     if name is None:
         for known, found in PRESETS.items():
@@ -68,7 +69,7 @@ def run_preset(
         return
     with user_errors():
         command = preset(name).command(name, root)
-        typer.echo(shell_command(name, root))
+    typer.echo(shlex.join(command))
     if run:
         raise typer.Exit(subprocess.run(command).returncode)
 

@@ -9,7 +9,6 @@ they were measured, are in docs/restoration.md.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from ganops.errors import ConfigError
@@ -112,7 +111,3 @@ def preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"preset {name!r} does not exist; the presets are: {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-def shell_command(name: str, root: str | None = None) -> str:
-    return shlex.join(preset(name).command(name, root))
