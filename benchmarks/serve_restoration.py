@@ -91,18 +91,18 @@ def default_photo() -> Path:
 
 def in_process(model: str, files: dict[str, bytes], limits, threads: int, repeats: int) -> tuple[float, str]:
     """Median seconds of one restoration by restore.py's code path, and the model's description."""
-    from ganops.serve.restore import restore_bytes
+    from ganops.serve.restore import restore_upload
     from ganops.serve.session import GeneratorSession
     from ganops.serve.source import resolve
 
     session = GeneratorSession(resolve(model), "cpu", threads=threads)
     info = session.info
     args = (session.run, info, limits, files["image"], files.get("mask"))
-    restore_bytes(*args)  # warm-up: ORT's arenas and kernels for these shapes
+    restore_upload(*args)  # warm-up: ORT's arenas and kernels for these shapes
     seconds = []
     for _ in range(repeats):
         began = time.perf_counter()
-        restore_bytes(*args)
+        restore_upload(*args)
         seconds.append(time.perf_counter() - began)
     return statistics.median(seconds), f"{info.task} x{info.scale}, trained at {info.trained_size[0]} px"
 

@@ -10,7 +10,7 @@ and ``ganops restore``, so the two give the same bytes for the same input.
     (+ a warning when the upload's colour does not fit what the model learned: ``fit_warning``)
 
 The model runs between ``prepare`` and ``finish``: the server queues ``Plan.batches`` on its
-micro-batcher, the CLI hands them to the session (``restore_bytes``).
+micro-batcher, the CLI hands them to the session (``restore_upload``).
 """
 
 from __future__ import annotations
@@ -271,14 +271,3 @@ def restore_upload(
     the upload's fit warning (None when it fits)."""
     plan = prepare(info, limits, image, mask)
     return finish(plan, [run(batch) for batch in plan.batches]), plan.warning
-
-
-def restore_bytes(
-    run: Callable[[np.ndarray], np.ndarray],
-    info: RestorationInfo,
-    limits: RestoreLimits,
-    image: bytes,
-    mask: bytes | None = None,
-) -> bytes:
-    """PNG bytes of the restored image, running the model with ``run`` (``GeneratorSession.run``)."""
-    return restore_upload(run, info, limits, image, mask)[0]
